@@ -1,0 +1,121 @@
+"""Dense weights of a network: ``{layer name: LayerWeights}`` in Caffe layout.
+
+conv2d: ``weight`` of shape ``(out, in/groups, kh, kw)``; fc: ``(out, in)`` with ``in`` in the
+flattened C,H,W order of the input; ``bias`` of shape ``(out,)`` or None.  All float32.
+
+Files: ``.npz`` with arrays named ``<layer>.weight`` and ``<layer>.bias`` (read without pickle).
+"""
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import FormatError, GraphError
+from .paths import atomic_write_bytes
+
+
+@dataclass(frozen=True)
+class LayerWeights:
+    weight: np.ndarray
+    bias: np.ndarray | None = None
+
+
+Weights = dict  # str -> LayerWeights
+
+
+def check_weights(graph, weights: dict, source: str = "weights") -> dict:
+    """Check that ``weights`` has exactly the graph's weighted layers with the right shapes.
+
+    Returns the weights as float32 C-contiguous arrays.  Raises GraphError naming the layer.
+    """
+    out = {}
+    expected = {l.name for l in graph.weighted_layers()}
+    missing = sorted(expected - set(weights))
+    extra = sorted(set(weights) - expected)
+    if missing:
+        raise GraphError(f"{source}: no weights for layer(s) {', '.join(missing)} of network {graph.name!r}")
+    if extra:
+        raise GraphError(f"{source}: weights for layer(s) {', '.join(extra)} that network {graph.name!r} "
+                         f"does not have (model and architecture do not match)")
+    for name in graph.order:
+        if name not in expected:
+            continue
+        info = graph.info(name)
+        lw = weights[name]
+        w = np.asarray(lw.weight)
+        if tuple(w.shape) != tuple(info.weight_shape):
+            if w.size == int(np.prod(info.weight_shape)) and info.op == "fc":
+                w = w.reshape(info.weight_shape)
+            else:
+                raise GraphError(f"{source}: layer {name!r}: weight shape {tuple(w.shape)} does not match "
+                                 f"the architecture's {tuple(info.weight_shape)}")
+        b = lw.bias
+        if info.biases:
+            if b is None:
+                raise GraphError(f"{source}: layer {name!r}: the architecture has a bias but no bias was given")
+            b = np.asarray(b)
+            if b.shape != (info.biases,):
+                raise GraphError(f"{source}: layer {name!r}: bias shape {tuple(b.shape)} does not match "
+                                 f"({info.biases},)")
+            b = np.ascontiguousarray(b, dtype=np.float32)
+        elif b is not None:
+            raise GraphError(f"{source}: layer {name!r}: a bias was given but the layer has bias: false")
+        if not np.all(np.isfinite(w)) or (b is not None and not np.all(np.isfinite(b))):
+            raise GraphError(f"{source}: layer {name!r}: weights contain NaN or infinity")
+        out[name] = LayerWeights(np.ascontiguousarray(w, dtype=np.float32), b)
+    return out
+
+
+def he_init(graph, seed: int = 0) -> dict:
+    """Deterministic synthetic weights: He-normal, std = sqrt(2 / fan_in), small random biases.
+
+    Each layer draws from its own stream seeded by (seed, layer index), so a layer's weights do not
+    depend on the layers before it.
+    """
+    out = {}
+    for i, layer in enumerate(graph.weighted_layers()):
+        info = graph.info(layer.name)
+        rng = np.random.default_rng([seed, i])
+        fan_in = int(np.prod(info.weight_shape[1:]))
+        w = rng.standard_normal(info.weight_shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / fan_in))
+        b = (rng.standard_normal(info.biases, dtype=np.float32) * np.float32(0.01)) if info.biases else None
+        out[layer.name] = LayerWeights(w, b)
+    return out
+
+
+def save_npz(path, weights: dict) -> None:
+    """Write ``<layer>.weight`` / ``<layer>.bias`` arrays to an .npz, atomically."""
+    arrays = {}
+    for name, lw in weights.items():
+        arrays[f"{name}.weight"] = np.asarray(lw.weight, dtype=np.float32)
+        if lw.bias is not None:
+            arrays[f"{name}.bias"] = np.asarray(lw.bias, dtype=np.float32)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_npz(path) -> dict:
+    """Read an .npz of ``<layer>.weight`` / ``<layer>.bias`` arrays (no pickle)."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise FormatError(f"{path}: no such file") from None
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise FormatError(f"{path}: not a readable .npz weights file ({e})") from None
+    out: dict = {}
+    for key in arrays:
+        if key.endswith(".weight"):
+            name = key[: -len(".weight")]
+            out[name] = LayerWeights(arrays[key], arrays.get(f"{name}.bias"))
+        elif not key.endswith(".bias"):
+            raise FormatError(f"{path}: array {key!r} is neither '<layer>.weight' nor '<layer>.bias'")
+        elif f"{key[:-5]}.weight" not in arrays:
+            raise FormatError(f"{path}: array {key!r} has no matching '{key[:-5]}.weight'")
+    return out
