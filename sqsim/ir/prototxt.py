@@ -1,0 +1,350 @@
+"""Caffe ``.prototxt`` import: a tokenizer and parser for the protobuf text format, and the
+conversion of Caffe layers into sqsim's IR.
+
+Supported layer types: Input (and the legacy ``input``/``input_dim``/``input_shape`` fields),
+Convolution, Pooling, ReLU, LRN, InnerProduct, Concat, Eltwise (SUM), Dropout, Softmax, Flatten.
+
+Caffe runs ReLU and Dropout in place (``top == bottom``); in the IR every layer is its own node, and
+a blob name always refers to the latest layer that wrote it.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import FormatError, GraphError, SpecError, UnsupportedOpError
+from .graph import Graph
+from .layer import Layer
+
+# --- protobuf text format -------------------------------------------------------------------------
+_TOKEN = re.compile(r"""
+    (?P<ws>[ \t\r\f\v]+) | (?P<nl>\n) | (?P<comment>\#[^\n]*)
+  | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
+  | (?P<number>[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf|nan)[fF]?)
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_.]*)
+  | (?P<punct>[{}:<>\[\],;])
+""", re.VERBOSE)
+
+
+@dataclass
+class Token:
+    kind: str
+    text: str
+    line: int
+
+
+def tokenize(text: str, source: str = "<prototxt>") -> list[Token]:
+    """Split protobuf text format into tokens (with line numbers)."""
+    out, pos, line = [], 0, 1
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m:
+            raise FormatError(f"{source}:{line}: unexpected character {text[pos]!r}")
+        kind = m.lastgroup
+        if kind == "nl":
+            line += 1
+        elif kind not in ("ws", "comment"):
+            out.append(Token(kind, m.group(), line))
+        pos = m.end()
+    return out
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "a": "\a", "b": "\b",
+            "f": "\f", "v": "\v"}
+
+
+def _unquote(s: str) -> str:
+    body, out, i = s[1:-1], [], 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\" and i + 1 < len(body):
+            out.append(_ESCAPES.get(body[i + 1], body[i + 1]))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+@dataclass
+class Message:
+    """A parsed text-format message: ordered (field, value) pairs; values are str, int, float,
+    enum identifiers (str) or nested Messages."""
+    fields: list = field(default_factory=list)
+    line: int = 0
+
+    def get_all(self, name):
+        return [v for k, v in self.fields if k == name]
+
+    def get(self, name, default=None):
+        vals = self.get_all(name)
+        return vals[-1] if vals else default
+
+    def names(self):
+        return [k for k, _ in self.fields]
+
+
+def parse(text: str, source: str = "<prototxt>") -> Message:
+    """Parse protobuf text format into a :class:`Message` tree.
+
+    >>> parse('layer { name: "c" convolution_param { num_output: 3 } }').get("layer").get("name")
+    'c'
+    """
+    toks = tokenize(text, source)
+    pos = 0
+
+    def fail(msg, tok=None):
+        line = tok.line if tok else (toks[-1].line if toks else 1)
+        raise FormatError(f"{source}:{line}: {msg}")
+
+    def scalar(tok):
+        if tok.kind == "string":
+            s = _unquote(tok.text)
+            # adjacent string literals concatenate
+            return s
+        if tok.kind == "number":
+            t = tok.text.rstrip("fF")
+            if re.fullmatch(r"[-+]?\d+", t):
+                return int(t)
+            return float(t)
+        if tok.kind == "ident":
+            return tok.text
+        fail(f"expected a value, got {tok.text!r}", tok)
+
+    def message(end: str | None, line: int) -> Message:
+        nonlocal pos
+        msg = Message(line=line)
+        while True:
+            if pos >= len(toks):
+                if end is None:
+                    return msg
+                fail(f"unexpected end of file: missing {end!r} for the block opened on line {line}")
+            tok = toks[pos]
+            if end is not None and tok.text == end and tok.kind == "punct":
+                pos += 1
+                return msg
+            if tok.kind != "ident":
+                fail(f"expected a field name, got {tok.text!r}", tok)
+            name = tok.text
+            pos += 1
+            if pos >= len(toks):
+                fail(f"field {name!r} has no value", tok)
+            nxt = toks[pos]
+            if nxt.text == ":":
+                pos += 1
+                if pos >= len(toks):
+                    fail(f"field {name!r} has no value", tok)
+                nxt = toks[pos]
+            if nxt.kind == "punct" and nxt.text in "{<":
+                pos += 1
+                msg.fields.append((name, message("}" if nxt.text == "{" else ">", nxt.line)))
+            elif nxt.kind == "punct" and nxt.text == "[":
+                pos += 1
+                while True:
+                    if pos >= len(toks):
+                        fail(f"unterminated list for field {name!r}", nxt)
+                    t = toks[pos]
+                    if t.text == "]":
+                        pos += 1
+                        break
+                    if t.text == ",":
+                        pos += 1
+                        continue
+                    msg.fields.append((name, scalar(t)))
+                    pos += 1
+            else:
+                value = scalar(nxt)
+                pos += 1
+                while isinstance(value, str) and nxt.kind == "string" and pos < len(toks) \
+                        and toks[pos].kind == "string":
+                    value += _unquote(toks[pos].text)
+                    pos += 1
+                msg.fields.append((name, value))
+            if pos < len(toks) and toks[pos].text in (",", ";"):
+                pos += 1
+
+    return message(None, 1)
+
+
+# --- Caffe -> IR ----------------------------------------------------------------------------------
+# Deep Compression's SqueezeNet prototxt (songhan/SqueezeNet-Deep-Compression) names the Fire convs
+# after their position; these are the canonical names of the v1.0 deploy prototxt.
+DEEP_COMPRESSION_NAME_MAP = {"conv_final": "conv10", "relu_conv_final": "relu_conv10", "pool_final": "pool10"}
+for _n in range(2, 10):
+    DEEP_COMPRESSION_NAME_MAP.update({
+        f"fire{_n}/conv1x1_1": f"fire{_n}/squeeze1x1", f"fire{_n}/relu_conv1x1_1": f"fire{_n}/relu_squeeze1x1",
+        f"fire{_n}/conv1x1_2": f"fire{_n}/expand1x1", f"fire{_n}/relu_conv1x1_2": f"fire{_n}/relu_expand1x1",
+        f"fire{_n}/conv3x3_2": f"fire{_n}/expand3x3", f"fire{_n}/relu_conv3x3_2": f"fire{_n}/relu_expand3x3",
+    })
+
+_SUPPORTED = ("Input", "Convolution", "Pooling", "ReLU", "LRN", "InnerProduct", "Concat", "Eltwise", "Dropout",
+              "Softmax", "Flatten")
+
+
+def _hw(param: Message, base: str, default, where: str, line: int):
+    """Caffe's repeated ``kernel_size`` or ``kernel_h``/``kernel_w`` (likewise stride, pad)."""
+    h, w = param.get(f"{base}_h"), param.get(f"{base}_w")
+    vals = param.get_all(f"{base}_size" if base == "kernel" else base)
+    if h is not None or w is not None:
+        if h is None or w is None:
+            raise SpecError(f"{where}:{line}: {base}_h and {base}_w must be given together")
+        return (int(h), int(w))
+    if not vals:
+        if default is None:
+            raise SpecError(f"{where}:{line}: {base}_size is required")
+        return default
+    if len(vals) == 1:
+        return (int(vals[0]), int(vals[0]))
+    if len(vals) == 2:
+        return (int(vals[0]), int(vals[1]))
+    raise SpecError(f"{where}:{line}: expected 1 or 2 values of {base}, got {len(vals)}")
+
+
+def _shape_from(msg: Message, where: str) -> tuple[int, int, int]:
+    dims = msg.get_all("dim")
+    if len(dims) != 4:
+        raise SpecError(f"{where}:{msg.line}: input shape must have 4 dims (N, C, H, W), got {dims}")
+    return (int(dims[1]), int(dims[2]), int(dims[3]))
+
+
+def from_message(net: Message, source: str = "<prototxt>", rename: dict | None = None) -> Graph:
+    """Convert a parsed Caffe NetParameter into a Graph (``rename`` maps Caffe layer names)."""
+    rename = rename or {}
+    layers: list[Layer] = []
+    lines: dict[str, int] = {}
+    blob: dict[str, str] = {}  # blob name -> IR layer currently holding it
+
+    def emit(layer: Layer, line: int, tops):
+        layers.append(layer)
+        lines[layer.name] = line
+        for t in tops:
+            blob[t] = layer.name
+
+    # legacy net-level inputs
+    inputs = net.get_all("input")
+    shapes = net.get_all("input_shape")
+    dims = net.get_all("input_dim")
+    for i, name in enumerate(inputs):
+        if i < len(shapes):
+            shape = _shape_from(shapes[i], source)
+        elif len(dims) >= 4 * (i + 1):
+            d = dims[4 * i:4 * i + 4]
+            shape = (int(d[1]), int(d[2]), int(d[3]))
+        else:
+            raise SpecError(f"{source}: input {name!r} has no input_shape or input_dim")
+        emit(Layer(rename.get(name, name), "input", shape=shape), 1, [name])
+
+    if net.get_all("layers"):
+        raise UnsupportedOpError(f"{source}: legacy V1 'layers' blocks are not supported; upgrade the prototxt "
+                                 f"with Caffe's upgrade_net_proto_text")
+    for msg in net.get_all("layer"):
+        line = msg.line
+        cname, ctype = msg.get("name"), msg.get("type")
+        if not isinstance(cname, str) or not isinstance(ctype, str):
+            raise SpecError(f"{source}:{line}: a layer needs a string name and type")
+        name = rename.get(cname, cname)
+        where = f"{source}:{line}: layer {cname!r} ({ctype})"
+        phase = [inc.get("phase") for inc in msg.get_all("include")]
+        if "TRAIN" in phase:
+            continue  # training-only layers do not exist at inference
+        if ctype not in _SUPPORTED:
+            raise UnsupportedOpError(f"{where}: unsupported layer type {ctype!r} (supported: {', '.join(_SUPPORTED)})")
+        bottoms, tops = msg.get_all("bottom"), msg.get_all("top")
+        for b in bottoms:
+            if b not in blob:
+                raise GraphError(f"{where}: bottom blob {b!r} is not produced by any earlier layer")
+        ins = tuple(blob[b] for b in bottoms)
+        try:
+            if ctype == "Input":
+                p = msg.get("input_param") or Message()
+                emit(Layer(name, "input", shape=_shape_from(p.get("shape") or Message(line=line), source)), line, tops)
+            elif ctype == "Convolution":
+                p = msg.get("convolution_param") or Message()
+                if "num_output" not in p.names():
+                    raise SpecError(f"{where}: convolution_param.num_output is required")
+                dil = p.get_all("dilation")
+                if any(int(d) != 1 for d in dil):
+                    raise UnsupportedOpError(f"{where}: dilation {dil} is not supported (only 1)")
+                emit(Layer(name, "conv2d", ins, out_channels=int(p.get("num_output")),
+                           kernel=_hw(p, "kernel", None, source, line), stride=_hw(p, "stride", (1, 1), source, line),
+                           pad=_hw(p, "pad", (0, 0), source, line), groups=int(p.get("group", 1)),
+                           bias=_bool(p.get("bias_term", True))), line, tops)
+            elif ctype == "Pooling":
+                p = msg.get("pooling_param") or Message()
+                kind = p.get("pool", "MAX")
+                if p.get("global_pooling") in (True, "true"):
+                    if kind != "AVE":
+                        raise UnsupportedOpError(f"{where}: global {kind} pooling is not supported (only AVE)")
+                    emit(Layer(name, "global_avgpool", ins), line, tops)
+                else:
+                    if kind not in ("MAX", "AVE"):
+                        raise UnsupportedOpError(f"{where}: pool {kind} is not supported (MAX or AVE)")
+                    emit(Layer(name, "maxpool" if kind == "MAX" else "avgpool", ins,
+                               kernel=_hw(p, "kernel", None, source, line), stride=_hw(p, "stride", (1, 1), source, line),
+                               pad=_hw(p, "pad", (0, 0), source, line),
+                               ceil_mode=p.get("round_mode", "CEIL") == "CEIL"), line, tops)
+            elif ctype == "ReLU":
+                p = msg.get("relu_param") or Message()
+                if float(p.get("negative_slope", 0)) != 0:
+                    raise UnsupportedOpError(f"{where}: leaky ReLU (negative_slope) is not supported")
+                emit(Layer(name, "relu", ins), line, tops)
+            elif ctype == "LRN":
+                p = msg.get("lrn_param") or Message()
+                if p.get("norm_region", "ACROSS_CHANNELS") != "ACROSS_CHANNELS":
+                    raise UnsupportedOpError(f"{where}: only ACROSS_CHANNELS LRN is supported")
+                emit(Layer(name, "lrn", ins, local_size=int(p.get("local_size", 5)), alpha=float(p.get("alpha", 1.0)),
+                           beta=float(p.get("beta", 0.75)), k=float(p.get("k", 1.0))), line, tops)
+            elif ctype == "InnerProduct":
+                p = msg.get("inner_product_param") or Message()
+                if "num_output" not in p.names():
+                    raise SpecError(f"{where}: inner_product_param.num_output is required")
+                emit(Layer(name, "fc", ins, out_channels=int(p.get("num_output")),
+                           bias=_bool(p.get("bias_term", True))), line, tops)
+            elif ctype == "Concat":
+                p = msg.get("concat_param") or Message()
+                if int(p.get("axis", p.get("concat_dim", 1))) != 1:
+                    raise UnsupportedOpError(f"{where}: only channel concatenation (axis 1) is supported")
+                emit(Layer(name, "concat", ins), line, tops)
+            elif ctype == "Eltwise":
+                p = msg.get("eltwise_param") or Message()
+                if p.get("operation", "SUM") != "SUM" or p.get_all("coeff"):
+                    raise UnsupportedOpError(f"{where}: only Eltwise SUM without coefficients is supported")
+                emit(Layer(name, "add", ins), line, tops)
+            elif ctype == "Dropout":
+                p = msg.get("dropout_param") or Message()
+                emit(Layer(name, "dropout", ins, ratio=float(p.get("dropout_ratio", 0.5))), line, tops)
+            elif ctype == "Softmax":
+                emit(Layer(name, "softmax", ins), line, tops)
+            elif ctype == "Flatten":
+                emit(Layer(name, "flatten", ins), line, tops)
+        except GraphError as e:
+            raise GraphError(f"{source}:{line}: {e}") from None
+        except (TypeError, ValueError) as e:
+            raise SpecError(f"{where}: bad parameter value ({e})") from None
+    return Graph(layers, name=str(net.get("name", Path(source).stem)), source=source, lines=lines)
+
+
+def _bool(v) -> bool:
+    return v in (True, "true", "True", 1)
+
+
+def import_prototxt(path, rename: dict | None = None, canonical: bool = False) -> Graph:
+    """Import a Caffe deploy prototxt.
+
+    Parameters
+    ----------
+    path : path-like
+    rename : dict, optional
+        Caffe layer name -> IR name.
+    canonical : bool
+        Apply :data:`DEEP_COMPRESSION_NAME_MAP` (Deep Compression's SqueezeNet names -> canonical).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise FormatError(f"{path}: cannot read prototxt ({e})") from None
+    if canonical:
+        rename = {**DEEP_COMPRESSION_NAME_MAP, **(rename or {})}
+    return from_message(parse(text, str(path)), str(path), rename)
