@@ -43,25 +43,23 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_generate)
 
 
-def _load_any(path: str, prototxt: str | None = None):
-    """A Graph from an architecture, or from a compressed model's embedded/companion graph."""
-    if Path(path).suffix.lower() in MODEL_SUFFIXES:
-        from .compress import load_model
-        return load_model(path, prototxt=prototxt).graph
-    from .ir import load
-    return load(path)
-
-
 def cmd_info(args) -> int:
     from .ir.summary import summary
     suffix = Path(args.arch).suffix.lower()
-    graph = _load_any(args.arch, args.prototxt)
+    model = None
+    if suffix in MODEL_SUFFIXES:
+        from .compress import load_model
+        model = load_model(args.arch, prototxt=args.prototxt)
+        graph = model.graph
+    else:
+        from .ir import load
+        graph = load(args.arch)
     if args.input_size:
         graph = graph.with_input_size(args.input_size)
     data = summary(graph)
-    if suffix in MODEL_SUFFIXES:
-        from .compress import load_model, size_table
-        data["compression"] = size_table(load_model(args.arch, prototxt=args.prototxt))
+    if model is not None:
+        from .compress import size_table
+        data["compression"] = size_table(model)
     if args.format == "json":
         json.dump(data, sys.stdout, indent=1)
         print()
@@ -78,8 +76,9 @@ def cmd_info(args) -> int:
     else:
         _print_table(data)
         if "compression" in data:
-            from .compress import print_size_table
-            print_size_table(data["compression"])
+            from .compress import render_size_table
+            from .console import make_console
+            render_size_table(data["compression"], console=make_console())
     return 0
 
 
