@@ -7,8 +7,9 @@ from ..errors import SpecError
 
 
 def load(path, **kwargs):
-    """``.yaml``/``.yml`` (sqsim's format), ``.prototxt`` (Caffe), ``.onnx`` (graph only here;
-    see :func:`sqsim.onnx_io.load_onnx` for weights)."""
+    """``.yaml``/``.yml`` (sqsim's format), ``.prototxt`` (Caffe), ``.onnx`` and OpenVINO IR ``.xml``
+    (graph only here; :func:`sqsim.onnx_io.load_onnx` and :func:`sqsim.ir.openvino.load_openvino` also
+    return the weights)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
@@ -20,4 +21,8 @@ def load(path, **kwargs):
     if suffix == ".onnx":
         from ..onnx_io import load_onnx
         return load_onnx(path).graph
-    raise SpecError(f"{path}: unknown network file type {suffix!r} (expected .yaml, .prototxt or .onnx)")
+    if suffix == ".xml":
+        from .openvino import load_openvino
+        return load_openvino(path).graph
+    raise SpecError(f"{path}: unknown network file type {suffix!r} (expected .yaml, .prototxt, .onnx or an "
+                    f"OpenVINO .xml)")
