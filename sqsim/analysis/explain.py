@@ -1,0 +1,100 @@
+"""``sqsim analyze --explain LAYER``: how a layer's numbers were computed.
+
+Prints the loop bounds, the chosen mapping as a DRAM-level loop nest, what each operand's buffer
+holds, and every term of the DRAM-traffic, cycle and energy formulas (docs/models.md).
+"""
+from __future__ import annotations
+
+from ..hw.loopnest import dram_traffic
+from ..hw.workload import DIMS, RELEVANT
+from ..units import format_bytes, format_si
+
+NAMES = {"N": "batch", "K": "output channels", "C": "input channels", "P": "output rows",
+         "Q": "output columns", "R": "kernel rows", "S": "kernel columns"}
+
+
+def explain_data(report, name: str) -> dict:
+    """Structured explanation of one layer (what :func:`explain_text` prints)."""
+    c = report.layer(name)
+    if c.mapping is None:
+        return {"layer": c.name, "op": c.op, "kind": "vector",
+                "formula": "reads its inputs from DRAM once and writes its outputs once",
+                "dram_reads": dict(c.dram_reads_bytes), "dram_writes": dict(c.dram_writes_bytes),
+                "compute_cycles": c.compute_cycles, "cycles": c.cycles, "bound": c.bound}
+    s, m = c.shape, c.mapping
+    tr = dram_traffic(s, m)
+    trips = m.trips(s)
+    terms = {}
+    for op, t in tr.items():
+        terms[op] = {"tile_elements_sum": t.tile_elements_sum, "multiplier": t.multiplier,
+                     "multiplier_loops": {d: trips[d] for d in t.multiplier_loops},
+                     "reads_elements": t.reads, "writes_elements": t.writes,
+                     "max_tile_elements": t.max_tile_elements, "bytes_per_element": c.bytes_per_element[op],
+                     "groups": s.groups, "dram_reads_bytes": c.dram_reads_bytes[op],
+                     "dram_writes_bytes": c.dram_writes_bytes[op]}
+    terms["weights"]["fixed_bytes"] = c.fixed_weight_bytes
+    return {"layer": c.name, "op": c.op, "kind": "loop_nest", "bounds": s.bounds,
+            "input": {"H": s.H, "W": s.W, "stride": [s.stride_h, s.stride_w], "pad": [s.pad_h, s.pad_w]},
+            "groups": s.groups, "dataflow": m.dataflow, "loop_order": list(m.loop_order), "tiles": m.tile,
+            "trips": trips, "weights_resident": m.weights_resident, "traffic": terms,
+            "compute_cycles": c.compute_cycles, "cycles": c.cycles, "bound": c.bound,
+            "energy_breakdown_j": dict(c.energy_breakdown_j)}
+
+
+def explain_text(report, name: str) -> str:
+    """The loop nest and the traffic terms of layer ``name``, as text."""
+    d = explain_data(report, name)
+    c = report.layer(name)
+    hw = report.hw
+    out = [f"{d['layer']} ({d['op']}) on {hw.name}, batch {report.batch}"]
+    if d["kind"] == "vector":
+        out.append(f"  vector pass: {d['formula']}")
+        out.append(f"  DRAM reads {format_bytes(c.dram_reads_bytes['inputs'])}, writes "
+                   f"{format_bytes(c.dram_writes_bytes['outputs'])}; compute {d['compute_cycles']:,} cycles, "
+                   f"{d['cycles']:,} cycles ({d['bound']}-bound)")
+        return "\n".join(out)
+    b, t, trips = d["bounds"], d["tiles"], d["trips"]
+    inp = d["input"]
+    out.append(f"  dataflow {d['dataflow']}; loop bounds (one group of {d['groups']}): "
+               + " ".join(f"{k}={v}" for k, v in b.items())
+               + f"; input {inp['H']}x{inp['W']}, stride {inp['stride'][0]}x{inp['stride'][1]}, "
+                 f"pad {inp['pad'][0]}x{inp['pad'][1]}")
+    out.append("  " + ", ".join(f"{k} = {NAMES[k]}" for k in DIMS))
+    out.append("  DRAM-level loop nest (outermost first; tiles live in the on-chip buffers):")
+    depth = 2
+    if d["groups"] > 1:
+        out.append("  " * depth + f"for g in range({d['groups']}):            # groups, one after another")
+        depth += 1
+    for dim in d["loop_order"]:
+        out.append("  " * depth + f"for {dim.lower()}0 in range(0, {b[dim]}, {t[dim]}):".ljust(40)
+                   + f"# {trips[dim]} trip{'s' if trips[dim] != 1 else ''}")
+        depth += 1
+    tile_desc = {op: "x".join(f"{dim}{t[dim]}" for dim in DIMS if dim in RELEVANT[op]) for op in RELEVANT}
+    out.append("  " * depth + f"on chip: weights[{tile_desc['weights']}] inputs[{tile_desc['inputs']} window] "
+               f"outputs[{tile_desc['outputs']}]")
+    out.append("  traffic terms (elements per group; mult = trips of the loops irrelevant to the operand outside "
+               "its innermost relevant loop):")
+    for op in ("weights", "inputs", "outputs"):
+        tm = d["traffic"][op]
+        loops = " x ".join(f"T_{k}={v}" for k, v in tm["multiplier_loops"].items()) or "none"
+        bpe = tm["bytes_per_element"]
+        g = tm["groups"]
+        if op == "outputs":
+            line = (f"    outputs: writes = mult {tm['multiplier']} ({loops}) x {tm['tile_elements_sum']:,} = "
+                    f"{tm['writes_elements']:,}; reads (partial sums) = (mult-1) x {tm['tile_elements_sum']:,} = "
+                    f"{tm['reads_elements']:,}; x {g} group(s) x {bpe:g} B = "
+                    f"{format_bytes(tm['dram_writes_bytes'])} written, {format_bytes(tm['dram_reads_bytes'])} read")
+        else:
+            line = (f"    {op}: tiles {tm['tile_elements_sum']:,} x mult {tm['multiplier']} ({loops}) = "
+                    f"{tm['reads_elements']:,} x {g} group(s) x {bpe:.4g} B")
+            if op == "weights" and tm["fixed_bytes"]:
+                line += f" + {format_bytes(tm['fixed_bytes'])} codebook/biases/pointers"
+            line += f" = {format_bytes(tm['dram_reads_bytes'])} read"
+        out.append(line)
+    out.append("  buffers: " + "; ".join(
+        f"{op} largest tile {d['traffic'][op]['max_tile_elements']:,} el" for op in ("weights", "inputs", "outputs"))
+        + ("; weights resident on chip (loaded once per batch)" if d["weights_resident"] else ""))
+    out.append(f"  cycles = max(compute {d['compute_cycles']:,}, bytes / bandwidth per level) = {d['cycles']:,} "
+               f"({d['bound']}-bound)")
+    out.append("  energy: " + ", ".join(f"{k} {format_si(v, 'J')}" for k, v in d["energy_breakdown_j"].items()))
+    return "\n".join(out)

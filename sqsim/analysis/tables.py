@@ -1,0 +1,117 @@
+"""Tables (rich), CSV and JSON text of analysis reports and comparisons: formatting only."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from ..units import format_bytes, format_si
+
+
+def _b(x: float) -> str:
+    return format_bytes(x) if x else "0"
+
+
+def _j(x: float) -> str:
+    return format_si(x, "J") if x else "0"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def render_report(report, console) -> None:
+    """Per-layer table with a total row, then the summary (sizes, fit, DRAM, energy, latency)."""
+    from rich.table import Table
+    hw = report.hw
+    title = (f"{report.network} on {hw.name} ({hw.dataflow}, {hw.array.rows}x{hw.array.cols} PEs, "
+             f"{format_si(hw.clock_hz, 'Hz')}), batch {report.batch}, weights: {report.weights_source}")
+    t = Table(title=title, title_justify="left")
+    for col, just in (("layer", "left"), ("op", "left"), ("MACs", "right"), ("cycles", "right"),
+                      ("util", "right"), ("bound", "left"), ("DRAM W", "right"), ("DRAM in", "right"),
+                      ("DRAM out", "right"), ("DRAM total", "right"), ("energy", "right"), ("tiles K/C/P/Q", "left")):
+        t.add_column(col, justify=just, no_wrap=True)
+    b = report.batch
+    for c in list(report.layers) + [report.total]:
+        total = c is report.total
+        m = c.mapping
+        tiles = f"{m.tile['K']}/{m.tile['C']}/{m.tile['P']}/{m.tile['Q']}" if m else ""
+        if m and m.weights_resident:
+            tiles += " W*"
+        out = c.dram_reads_bytes.get("outputs", 0) + c.dram_writes_bytes.get("outputs", 0)
+        t.add_row("total" if total else c.name, c.op, f"{c.macs / b:,.0f}", f"{c.cycles / b:,.0f}",
+                  _pct(c.utilisation), c.bound, _b(c.dram_reads_bytes.get("weights", 0) / b),
+                  _b(c.dram_reads_bytes.get("inputs", 0) / b), _b(out / b), _b(c.dram_bytes / b),
+                  _j(c.energy_j / b), tiles, end_section=(c is report.layers[-1]))
+    console.print(t)
+    for line in summary_lines(report):
+        console.print(line, highlight=False)
+
+
+def summary_lines(report) -> list[str]:
+    """The summary under the table, one fact per line."""
+    f = report.fit
+    hw = report.hw
+    lines = [f"model: {format_bytes(report.dense_fp32_bytes)} dense fp32; {format_bytes(f.weight_bytes)} as stored "
+             f"on {hw.name} ({report.weights_source}; {report.dense_fp32_bytes / f.weight_bytes:.1f}x smaller)"]
+    verdict = "fits" if f.fits else "does NOT fit"
+    ws = (f" + activation working set {format_bytes(f.working_set_bytes)} ({f.working_set_layer})"
+          if f.working_set_layer else " (activations have their own buffers)")
+    lines.append(f"on-chip fit: weights {format_bytes(f.weight_bytes)}{ws} vs {f.level} "
+                 f"{format_bytes(f.capacity_bytes)}: {verdict}, margin {'+' if f.margin_bytes >= 0 else '-'}"
+                 f"{format_bytes(abs(f.margin_bytes))}"
+                 + ("" if f.weights_on_chip or not f.fits else " (policy: weights not kept on chip)")
+                 + (" -> weights loaded once per batch" if f.weights_on_chip else " -> weights streamed from DRAM"))
+    t = report.total
+    b = report.batch
+    rd = {op: t.dram_reads_bytes.get(op, 0.0) / b for op in ("weights", "inputs", "outputs")}
+    wr = t.dram_writes_bytes.get("outputs", 0.0) / b
+    lines.append(f"DRAM per inference: {format_bytes(report.dram_bytes_per_inference)} (reads: weights "
+                 f"{_b(rd['weights'])}, inputs {_b(rd['inputs'])}, partial sums {_b(rd['outputs'])}; writes "
+                 f"{_b(wr)})")
+    parts = sorted(t.energy_breakdown_j.items(), key=lambda kv: -kv[1])
+    tot = t.energy_j
+    lines.append(f"energy per inference: {_j(report.energy_j_per_inference)} = "
+                 + ", ".join(f"{k} {_j(v / b)} ({100 * v / tot:.0f}%)" for k, v in parts))
+    lines.append(f"latency {format_si(report.latency_s, 's')} per inference, {report.frames_per_s:,.1f} frames/s, "
+                 f"utilisation {_pct(t.utilisation)} of {hw.array.peak_macs_per_cycle} MACs/cycle")
+    if b > 1:
+        lines.append(f"per batch of {b}: {t.cycles:,} cycles = {format_si(t.cycles / hw.clock_hz, 's')}, "
+                     f"DRAM {format_bytes(t.dram_bytes)}, energy {_j(t.energy_j)}")
+    return lines
+
+
+def rows_csv(rows: list[dict]) -> str:
+    """CSV text of a list of flat dicts (header from the first row's keys)."""
+    if not rows:
+        return ""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    return buf.getvalue()
+
+
+def to_json(data) -> str:
+    return json.dumps(data, indent=1, allow_nan=False) + "\n"
+
+
+def render_comparison(cmp, console) -> None:
+    """Side-by-side table of every (network, hardware) pair, with DRAM ratios to the first network."""
+    from rich.table import Table
+    t = Table(title="sqsim compare (per inference)", title_justify="left")
+    for col, just in (("network", "left"), ("hardware", "left"), ("weights", "right"), ("on chip", "left"),
+                      ("margin", "right"), ("DRAM", "right"), ("DRAM ratio", "right"), ("energy", "right"),
+                      ("latency", "right"), ("frames/s", "right"), ("util", "right")):
+        t.add_column(col, justify=just, no_wrap=True)
+    for row in cmp.to_rows():
+        t.add_row(row["network"], row["hardware"], format_bytes(row["weight_bytes"]),
+                  "yes" if row["weights_on_chip"] else "no",
+                  ("+" if row["margin_bytes"] >= 0 else "-") + format_bytes(abs(row["margin_bytes"])),
+                  format_bytes(row["dram_bytes"]), f"{row['dram_ratio_vs_first']:.1f}x",
+                  _j(row["energy_j"]), format_si(row["latency_s"], "s"), f"{row['frames_per_s']:,.1f}",
+                  _pct(row["utilisation"]))
+    console.print(t)
+    for line in cmp.ratio_lines():
+        console.print(line, highlight=False)

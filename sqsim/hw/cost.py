@@ -1,0 +1,285 @@
+"""Per-layer cost: pure functions of (layer, weight storage, hardware) returning :class:`LayerCost`
+records that add up (``a + b``) to network totals.
+
+For a conv/fc layer (:func:`layer_cost`):
+
+1. the workload is the IR's shape as a loop nest (:func:`~sqsim.hw.workload.conv_shape`);
+2. the mapping search picks tiles and loop order minimising DRAM bytes within the free capacity
+   of each operand's backing buffer (:func:`~sqsim.hw.search.search_mapping`), and
+   :func:`~sqsim.hw.loopnest.dram_traffic` gives the exact DRAM reads and writes per operand;
+3. the dataflow says what the array does (:mod:`sqsim.hw.dataflows`): cycles, MACs, buffer,
+   register and network accesses, weight decodes;
+4. accesses turn into bytes per memory level, energy = actions x energy per action (Accelergy
+   style), cycles = max(compute, each level's bytes / its bandwidth).
+
+A layer without weights that moves data (pooling, LRN, add, softmax) is a *vector* pass
+(:func:`vector_cost`): it reads its inputs from DRAM and writes its outputs back.  ReLU, dropout,
+flatten and concat are fused into their producers (no cost): concat inputs are written straight
+into their slices of the output.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..errors import SqsimError
+from .dataflows import OPERANDS, ActivityContext, get_dataflow
+from .loopnest import Mapping, dram_traffic
+from .search import Buffer, search_mapping
+from .storage import WeightStorage
+from .workload import ConvShape, conv_shape
+
+VECTOR_OPS = ("maxpool", "avgpool", "global_avgpool", "lrn", "add", "softmax")
+FUSED_OPS = ("input", "relu", "dropout", "flatten", "concat")
+
+
+def _add_dicts(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = out.get(k, 0) + v
+    return out
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """What one layer costs on one accelerator, for a whole batch.
+
+    Attributes
+    ----------
+    name, op : str
+    batch : int
+    macs : int
+        Dense MACs (the IR's count times the batch).
+    macs_effective : float
+        MACs performed and charged energy (fewer when zeros are skipped or gated).
+    compute_cycles : int
+        Cycles the array needs if memory keeps up.
+    cycles : int
+        ``ceil(max(compute_cycles, bytes / bandwidth of each level))``.
+    bound : str
+        ``compute`` or the level whose bandwidth set ``cycles``.
+    dram_reads_bytes, dram_writes_bytes : dict
+        ``{operand: bytes}``.
+    level_reads_bytes, level_writes_bytes : dict
+        ``{on-chip level: bytes}`` (buffers, register files, the PE network).
+    energy_breakdown_j : dict
+        ``{component: joules}``: ``mac``, ``decode`` and one entry per memory level.
+    decodes : float
+        Weight entries decoded (codebook lookup + index decode each).
+    peak_macs_per_cycle : int
+    mapping : Mapping or None
+        The chosen mapping (conv/fc); its traffic is for one group.
+    traffic : dict or None
+        ``{operand: OperandTraffic}`` of one group (elements).
+    shape : ConvShape or None
+    bytes_per_element : dict
+        ``{operand: bytes}`` used to turn elements into bytes.
+    fixed_weight_bytes : float
+        Codebook, biases and pointers read once per layer with the weights.
+    """
+    name: str
+    op: str
+    batch: int
+    macs: int = 0
+    macs_effective: float = 0.0
+    compute_cycles: int = 0
+    cycles: int = 0
+    bound: str = "compute"
+    dram_reads_bytes: dict = field(default_factory=dict)
+    dram_writes_bytes: dict = field(default_factory=dict)
+    level_reads_bytes: dict = field(default_factory=dict)
+    level_writes_bytes: dict = field(default_factory=dict)
+    energy_breakdown_j: dict = field(default_factory=dict)
+    decodes: float = 0.0
+    peak_macs_per_cycle: int = 1
+    mapping: Mapping | None = None
+    traffic: dict | None = None
+    shape: ConvShape | None = None
+    bytes_per_element: dict = field(default_factory=dict)
+    fixed_weight_bytes: float = 0.0
+
+    @property
+    def dram_bytes(self) -> float:
+        return sum(self.dram_reads_bytes.values()) + sum(self.dram_writes_bytes.values())
+
+    @property
+    def energy_j(self) -> float:
+        return sum(self.energy_breakdown_j.values())
+
+    @property
+    def utilisation(self) -> float:
+        """MACs performed over the array's peak in ``cycles``."""
+        return self.macs_effective / (self.cycles * self.peak_macs_per_cycle) if self.cycles else 0.0
+
+    def __add__(self, other: "LayerCost") -> "LayerCost":
+        if self.batch != other.batch:
+            raise ValueError(f"cannot add costs of batch {self.batch} and {other.batch}")
+        return LayerCost(
+            name="total", op="", batch=self.batch, macs=self.macs + other.macs,
+            macs_effective=self.macs_effective + other.macs_effective,
+            compute_cycles=self.compute_cycles + other.compute_cycles, cycles=self.cycles + other.cycles,
+            bound="", dram_reads_bytes=_add_dicts(self.dram_reads_bytes, other.dram_reads_bytes),
+            dram_writes_bytes=_add_dicts(self.dram_writes_bytes, other.dram_writes_bytes),
+            level_reads_bytes=_add_dicts(self.level_reads_bytes, other.level_reads_bytes),
+            level_writes_bytes=_add_dicts(self.level_writes_bytes, other.level_writes_bytes),
+            energy_breakdown_j=_add_dicts(self.energy_breakdown_j, other.energy_breakdown_j),
+            decodes=self.decodes + other.decodes,
+            peak_macs_per_cycle=max(self.peak_macs_per_cycle, other.peak_macs_per_cycle),
+            fixed_weight_bytes=self.fixed_weight_bytes + other.fixed_weight_bytes)
+
+
+def operand_buffers(hw, reserved_bytes: dict | None = None) -> list[Buffer]:
+    """One :class:`Buffer` per on-chip level that backs some operand (its tiles share it)."""
+    reserved_bytes = reserved_bytes or {}
+    groups: dict[str, list[str]] = {}
+    for op in OPERANDS:
+        groups.setdefault(hw.backing_level(op).name, []).append(op)
+    return [Buffer(name, hw.level(name).total_capacity_bytes - reserved_bytes.get(name, 0.0), tuple(ops))
+            for name, ops in groups.items()]
+
+
+def layer_cost(info, layer, hw, storage: WeightStorage, batch: int = 1, input_density: float = 1.0,
+               weights_resident: bool = False, reserved_bytes: dict | None = None) -> LayerCost:
+    """Cost of one conv/fc layer for a batch.
+
+    Parameters
+    ----------
+    info : sqsim.ir.LayerInfo
+    layer : sqsim.ir.Layer
+    hw : sqsim.hw.HardwareSpec
+    storage : WeightStorage
+        The layer's weights on this hardware (:func:`~sqsim.hw.storage.weight_storage`).
+    batch : int
+    input_density : float
+        Fraction of non-zero input activations.
+    weights_resident : bool
+        The model's weights stay on chip: this layer's tiles keep all of its weights.
+    reserved_bytes : dict
+        ``{level: bytes}`` taken by other data (the other layers' resident weights).
+    """
+    shape = conv_shape(info, batch, layer)
+    g = shape.groups
+    dataflow = get_dataflow(hw.dataflow)
+    act_bytes = hw.word_bytes
+    bpe = {"weights": storage.bytes_per_weight, "inputs": act_bytes, "outputs": act_bytes}
+    buffers = operand_buffers(hw, reserved_bytes)
+    mapping = search_mapping(shape, dataflow.orders, buffers, bpe, {"weights": storage.fixed_bytes},
+                             weights_resident=weights_resident, dataflow=hw.dataflow)
+    traffic = dram_traffic(shape, mapping)
+    dram_reads = {op: g * traffic[op].reads * bpe[op] for op in OPERANDS}
+    dram_reads["weights"] += storage.fixed_bytes
+    dram_writes = {op: g * traffic[op].writes * bpe[op] for op in OPERANDS}
+
+    ctx = ActivityContext(input_density=input_density, weight_entries=storage.entries / g,
+                          weight_coded=storage.coded, weight_sparse=storage.sparse,
+                          pointer_bytes=storage.pointer_bytes)
+    act = dataflow.activity(shape, hw, ctx).scaled(g)
+    reads, writes = _level_bytes(hw, bpe, dram_reads, dram_writes, act)
+    decode_j = act.decodes * ((hw.energy.codebook_lookup_j if storage.coded else 0.0)
+                              + (hw.energy.index_decode_j if storage.sparse else 0.0))
+    energy = {"mac": act.macs_effective * hw.energy.mac_j}
+    if decode_j:
+        energy["decode"] = decode_j
+    energy.update(_level_energy(hw, dram_reads, dram_writes, reads, writes))
+    cycles, bound = _cycles(hw, act.compute_cycles, dram_reads, dram_writes, reads, writes)
+    return LayerCost(info.name, info.op, batch, macs=act.macs, macs_effective=act.macs_effective,
+                     compute_cycles=act.compute_cycles, cycles=cycles, bound=bound,
+                     dram_reads_bytes=dram_reads, dram_writes_bytes=dram_writes, level_reads_bytes=reads,
+                     level_writes_bytes=writes, energy_breakdown_j=energy, decodes=act.decodes,
+                     peak_macs_per_cycle=hw.array.peak_macs_per_cycle, mapping=mapping, traffic=traffic,
+                     shape=shape, bytes_per_element=bpe, fixed_weight_bytes=storage.fixed_bytes)
+
+
+def vector_ops(info, layer) -> int:
+    """Element operations of a vector layer per sample: a compare/add per pooling window tap,
+    ``local_size`` multiply-adds per LRN output, one op per input element otherwise."""
+    if info.op in ("maxpool", "avgpool"):
+        return info.output_elements * layer.kernel[0] * layer.kernel[1]
+    if info.op == "lrn":
+        return info.output_elements * layer.local_size
+    return info.input_elements
+
+
+def vector_cost(info, layer, hw, batch: int = 1) -> LayerCost:
+    """Cost of a pooling / LRN / add / softmax layer: a pass through DRAM on the array's PEs.
+
+    Inputs are read from DRAM once and outputs written once (through their buffers); each element
+    operation costs one MAC's energy and one PE slot.
+    """
+    if info.op not in VECTOR_OPS:
+        raise SqsimError(f"layer {info.name!r}: op {info.op!r} is not a vector layer")
+    act_bytes = hw.word_bytes
+    dram_reads = {"weights": 0.0, "inputs": info.input_elements * batch * act_bytes, "outputs": 0.0}
+    dram_writes = {"weights": 0.0, "inputs": 0.0, "outputs": info.output_elements * batch * act_bytes}
+    ops = vector_ops(info, layer) * batch
+    reads: dict = {}
+    writes: dict = {}
+    lin, lout = hw.backing_level("inputs").name, hw.backing_level("outputs").name
+    writes[lin] = writes.get(lin, 0.0) + dram_reads["inputs"]
+    reads[lin] = reads.get(lin, 0.0) + dram_reads["inputs"]
+    writes[lout] = writes.get(lout, 0.0) + dram_writes["outputs"]
+    reads[lout] = reads.get(lout, 0.0) + dram_writes["outputs"]
+    compute = math.ceil(ops / hw.array.peak_macs_per_cycle)
+    energy = {"mac": ops * hw.energy.mac_j}
+    energy.update(_level_energy(hw, dram_reads, dram_writes, reads, writes))
+    cycles, bound = _cycles(hw, compute, dram_reads, dram_writes, reads, writes)
+    return LayerCost(info.name, info.op, batch, macs=0, macs_effective=0.0, compute_cycles=compute,
+                     cycles=cycles, bound=bound, dram_reads_bytes=dram_reads, dram_writes_bytes=dram_writes,
+                     level_reads_bytes=reads, level_writes_bytes=writes, energy_breakdown_j=energy,
+                     peak_macs_per_cycle=hw.array.peak_macs_per_cycle,
+                     bytes_per_element={"inputs": act_bytes, "outputs": act_bytes})
+
+
+def _level_bytes(hw, bpe, dram_reads, dram_writes, act) -> tuple[dict, dict]:
+    """Bytes read from and written to each on-chip level (and the network)."""
+    reads: dict = {}
+    writes: dict = {}
+
+    def add(d, level, v):
+        if v:
+            d[level] = d.get(level, 0.0) + v
+
+    word = hw.word_bytes
+    for op in OPERANDS:
+        back = hw.backing_level(op).name
+        add(writes, back, dram_reads[op])              # fills from DRAM (partial sums refilled too)
+        add(reads, back, dram_writes[op])              # spills to DRAM
+        add(reads, back, act.buffer_reads.get(op, 0) * bpe[op] + act.extra_read_bytes.get(op, 0.0))
+        add(writes, back, act.buffer_writes.get(op, 0) * bpe[op])
+        reg = hw.register_level(op)
+        if reg is not None and reg.name != back:
+            acc = act.register_accesses.get(op, 0) * word
+            if op == "outputs":                        # read-modify-write of partial sums
+                add(reads, reg.name, acc / 2)
+                add(writes, reg.name, acc / 2)
+            else:
+                add(reads, reg.name, acc)
+    net = hw.network_level()
+    if net is not None:
+        add(reads, net.name, sum(act.network_transfers.values()) * word)
+    return reads, writes
+
+
+def _level_energy(hw, dram_reads, dram_writes, reads, writes) -> dict:
+    """Energy per level: accesses (bytes / word bytes) x energy per access."""
+    dram = hw.dram
+    out = {dram.name: (sum(dram_reads.values()) * dram.read_energy_j
+                       + sum(dram_writes.values()) * dram.write_energy_j) / dram.word_bytes}
+    for level in hw.levels[1:]:
+        r, w = reads.get(level.name, 0.0), writes.get(level.name, 0.0)
+        if r or w:
+            out[level.name] = (r * level.read_energy_j + w * level.write_energy_j) / level.word_bytes
+    return out
+
+
+def _cycles(hw, compute: int, dram_reads, dram_writes, reads, writes) -> tuple[int, str]:
+    """``ceil(max(compute, bytes / bytes-per-cycle of every level))`` and which term won."""
+    f = hw.clock_hz
+    terms = {"compute": float(compute),
+             hw.dram.name: (sum(dram_reads.values()) + sum(dram_writes.values())) / hw.dram.bytes_per_cycle(f)}
+    for level in hw.levels[1:]:
+        moved = reads.get(level.name, 0.0) + writes.get(level.name, 0.0)
+        if moved:
+            terms[level.name] = moved / level.bytes_per_cycle(f)
+    bound = max(terms, key=terms.get)
+    return math.ceil(terms[bound]), bound

@@ -1,0 +1,296 @@
+"""Hardware YAML (``hwmodels/*.yaml``) -> :class:`~sqsim.hw.spec.HardwareSpec`, with unit strings
+and command-line overrides (``--set path.to.field=value``).
+
+::
+
+    name: systolic
+    dataflow: output_stationary          # weight_/output_/input_stationary, row_stationary, eie_sparse
+    array: {rows: 32, cols: 32, datapath_bits: 8, clock: 1 GHz}   # or {pes: 64, ...}
+    energy_unit: 0.85 pJ                  # optional: lets energies be written "6x"
+    energy: {mac: 0.23 pJ, codebook_lookup: 0.1 pJ, index_decode: 0.03 pJ}
+    memory:                               # from DRAM inward
+      - {name: dram, kind: dram, bandwidth: 10 GB/s, word_bits: 64, energy_per_bit: 20 pJ/bit}
+      - {name: ifmap_sram, kind: sram, capacity: 64 KiB, word_bits: 8, holds: [inputs],
+         read_energy: 2.5 pJ, write_energy: 2.5 pJ}
+    weight_format: {code_bits: 4, index_bits: 4}                  # optional
+    sparsity: {skip_zero_activations: false, gate_zero_activations: false}
+    policies: {keep_weights_on_chip: true, batch: 1, activations: dram}
+
+Overrides address fields by path; memory levels by name: ``array.rows=16``,
+``dataflow=weight_stationary``, ``memory.ifmap_sram.capacity=32KiB``, ``policies.batch=4``.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+from ..errors import SpecError
+from ..units import parse_quantity
+from .spec import (ArraySpec, EnergyTable, HardwareSpec, MemoryLevel, Policies, Sparsity, WeightFormat)
+
+# Known fields per section: name -> kind of value ("int", "bool", "str", "list", or a unit dimension).
+ARRAY_FIELDS = {"rows": "int", "cols": "int", "pes": "int", "macs_per_pe_per_cycle": "int",
+                "datapath_bits": "int", "clock": "hertz"}
+ENERGY_FIELDS = {"mac": "energy", "codebook_lookup": "energy", "index_decode": "energy"}
+LEVEL_FIELDS = {"name": "str", "kind": "str", "holds": "list", "capacity": "bytes", "instances": "int",
+                "word_bits": "int", "banks": "int", "bandwidth": "bytes_per_second",
+                "read_energy": "energy", "write_energy": "energy", "energy_per_bit": "energy_per_bit"}
+WEIGHT_FORMAT_FIELDS = {"code_bits": "int", "index_bits": "int", "pointer_bits": "int"}
+SPARSITY_FIELDS = {"skip_zero_activations": "bool", "gate_zero_activations": "bool"}
+POLICY_FIELDS = {"keep_weights_on_chip": "bool", "batch": "int", "activations": "str"}
+SECTIONS = {"array": ARRAY_FIELDS, "energy": ENERGY_FIELDS, "weight_format": WEIGHT_FORMAT_FIELDS,
+            "sparsity": SPARSITY_FIELDS, "policies": POLICY_FIELDS}
+TOP_FIELDS = {"name": "str", "description": "str", "dataflow": "str", "energy_unit": "energy",
+              "memory": "levels", **{s: "section" for s in SECTIONS}}
+
+
+class _Map(dict):
+    line: int | None = None
+
+
+class _LineLoader(yaml.SafeLoader):
+    """Safe loader remembering each mapping's line (for error messages)."""
+
+
+def _construct_mapping(loader, node):
+    loader.flatten_mapping(node)
+    m = _Map(loader.construct_pairs(node))
+    m.line = node.start_mark.line + 1
+    return m
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_hw(path, overrides=()) -> HardwareSpec:
+    """Load a hardware model.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``hwmodels/*.yaml`` file.
+    overrides : iterable of str or dict
+        ``"path.to.field=value"`` strings (as ``--set`` takes them), or a dict ``{path: value}``.
+
+    Raises
+    ------
+    SpecError
+        Unreadable file, bad YAML, unknown or missing field, bad unit, non-positive capacity,
+        unknown dataflow, an operand with no on-chip buffer, an override naming no field.
+        Messages start with the file (and line) and the field.
+
+    Examples
+    --------
+    >>> hw = load_hw("hwmodels/systolic.yaml", ["array.rows=16", "dataflow=weight_stationary"])
+    >>> hw.array.rows, hw.dataflow
+    (16, 'weight_stationary')
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read hardware model ({e.strerror})") from None
+    try:
+        doc = yaml.load(text, Loader=_LineLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise SpecError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(doc, dict):
+        raise SpecError(f"{path}: a hardware model must be a YAML mapping, got {type(doc).__name__}")
+    doc = apply_overrides(doc, _parse_overrides(overrides), str(path))
+    return spec_from_dict(doc, source=str(path))
+
+
+def _parse_overrides(overrides) -> list[tuple[str, object]]:
+    if isinstance(overrides, dict):
+        return list(overrides.items())
+    out = []
+    for item in overrides or ():
+        if "=" not in item:
+            raise SpecError(f"--set {item!r}: expected path.to.field=value (e.g. array.rows=16)")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        out.append((key, value))
+    return out
+
+
+def apply_overrides(doc: dict, overrides: list[tuple[str, object]], source: str) -> dict:
+    """Return a copy of the raw YAML document with ``overrides`` applied (paths checked against the
+    known fields, memory levels addressed by name)."""
+    doc = copy.deepcopy(doc)
+    for key, value in overrides:
+        parts = key.split(".")
+        where = f"--set {key}={value}"
+        head = parts[0]
+        if head not in TOP_FIELDS:
+            raise SpecError(f"{where}: {source} has no field {head!r} (top-level fields: "
+                            f"{', '.join(sorted(TOP_FIELDS))})")
+        kind = TOP_FIELDS[head]
+        if kind == "section":
+            if len(parts) != 2 or parts[1] not in SECTIONS[head]:
+                raise SpecError(f"{where}: unknown field {key!r} ({head} has: {', '.join(SECTIONS[head])})")
+            sec = doc.setdefault(head, {})
+            if not isinstance(sec, dict):
+                raise SpecError(f"{where}: {source}: {head} is not a mapping")
+            sec[parts[1]] = value
+        elif kind == "levels":
+            levels = doc.get("memory") or []
+            names = [l.get("name") for l in levels if isinstance(l, dict)]
+            if len(parts) != 3:
+                raise SpecError(f"{where}: address a memory level field as memory.LEVEL.FIELD "
+                                f"(levels: {', '.join(map(str, names))})")
+            if parts[1] not in names:
+                raise SpecError(f"{where}: {source} has no memory level {parts[1]!r} "
+                                f"(levels: {', '.join(map(str, names))})")
+            if parts[2] not in LEVEL_FIELDS or parts[2] == "name":
+                raise SpecError(f"{where}: unknown memory level field {parts[2]!r} "
+                                f"(fields: {', '.join(f for f in LEVEL_FIELDS if f != 'name')})")
+            levels[names.index(parts[1])][parts[2]] = value
+        else:
+            if len(parts) != 1:
+                raise SpecError(f"{where}: {head!r} is a plain field, not a section")
+            doc[head] = value
+    return doc
+
+
+def spec_from_dict(doc: dict, source: str | None = None) -> HardwareSpec:
+    """Build and validate a :class:`HardwareSpec` from a parsed YAML mapping."""
+    src = source or "<hardware>"
+
+    def at(obj) -> str:
+        line = getattr(obj, "line", None)
+        return f"{src}:{line}" if line else src
+
+    def fail(obj, msg):
+        raise SpecError(f"{at(obj)}: {msg}")
+
+    _check_keys(doc, TOP_FIELDS, "the hardware model", at(doc))
+    for key in ("name", "dataflow", "array", "energy", "memory"):
+        if key not in doc:
+            fail(doc, f"missing required field {key!r}")
+    unit = None
+    if "energy_unit" in doc:
+        unit = _energy(doc["energy_unit"], None, "energy_unit", at(doc))
+
+    try:
+        arr = doc["array"]
+        if not isinstance(arr, dict):
+            fail(doc, f"array must be a mapping, got {arr!r}")
+        _check_keys(arr, ARRAY_FIELDS, "array", at(arr))
+        if "pes" in arr and ("rows" in arr or "cols" in arr):
+            fail(arr, "array: give either pes or rows and cols, not both")
+        if "pes" in arr:
+            rows, cols = arr["pes"], 1
+        else:
+            if "rows" not in arr or "cols" not in arr:
+                fail(arr, "array: needs rows and cols (or pes)")
+            rows, cols = arr["rows"], arr["cols"]
+        if "clock" not in arr:
+            fail(arr, "array: missing required field 'clock' (e.g. '200 MHz')")
+        array = ArraySpec(rows=rows, cols=cols, macs_per_pe_per_cycle=arr.get("macs_per_pe_per_cycle", 1),
+                          datapath_bits=arr.get("datapath_bits", 16),
+                          clock_hz=parse_quantity(arr["clock"], "hertz", f"{at(arr)}: array.clock"))
+
+        en = doc["energy"]
+        if not isinstance(en, dict):
+            fail(doc, f"energy must be a mapping, got {en!r}")
+        _check_keys(en, ENERGY_FIELDS, "energy", at(en))
+        if "mac" not in en:
+            fail(en, "energy: missing required field 'mac' (energy of one MAC, e.g. '0.2 pJ')")
+        energy = EnergyTable(**{f"{k}_j": _energy(en[k], unit, f"energy.{k}", at(en)) for k in en})
+
+        mem = doc["memory"]
+        if not isinstance(mem, list) or not mem:
+            fail(doc, "memory must be a non-empty list of levels, from DRAM inward (missing level?)")
+        levels = tuple(_level(l, unit, at) for l in mem)
+
+        sections = {}
+        for name, cls in (("weight_format", WeightFormat), ("sparsity", Sparsity), ("policies", Policies)):
+            sec = doc.get(name) or {}
+            if not isinstance(sec, dict):
+                fail(doc, f"{name} must be a mapping, got {sec!r}")
+            _check_keys(sec, SECTIONS[name], name, at(sec))
+            for k, kind in SECTIONS[name].items():
+                if k in sec and kind == "bool" and not isinstance(sec[k], bool):
+                    fail(sec, f"{name}.{k} must be true or false, got {sec[k]!r}")
+            sections[name] = cls(**sec)
+        if not isinstance(doc["dataflow"], str):
+            fail(doc, f"dataflow must be a string, got {doc['dataflow']!r}")
+        return HardwareSpec(name=str(doc["name"]), array=array, levels=levels, energy=energy,
+                            dataflow=doc["dataflow"], description=str(doc.get("description", "")),
+                            source=source, **sections)
+    except SpecError as e:
+        msg = str(e)
+        if msg.startswith(src):
+            raise
+        raise SpecError(f"{src}: {msg}") from None
+
+
+def _check_keys(obj: dict, known: dict, what: str, where: str) -> None:
+    unknown = sorted(set(obj) - set(known))
+    if unknown:
+        raise SpecError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))} in {what} "
+                        f"(expected: {', '.join(known)})")
+
+
+def _energy(value, unit: float | None, what: str, where: str) -> float:
+    """An energy: a unit string ('5 pJ'), a number (joules) or a multiple of ``energy_unit`` ('6x')."""
+    if isinstance(value, str) and value.strip().endswith("x"):
+        if unit is None:
+            raise SpecError(f"{where}: {what}: {value!r} is relative; set energy_unit (e.g. '0.85 pJ') first")
+        try:
+            return float(value.strip()[:-1]) * unit
+        except ValueError:
+            raise SpecError(f"{where}: {what}: cannot parse {value!r} (expected e.g. '6x')") from None
+    return parse_quantity(value, "joules", f"{where}: {what}")
+
+
+def _level(spec, unit, at) -> MemoryLevel:
+    if not isinstance(spec, dict):
+        raise SpecError(f"memory: each level must be a mapping, got {spec!r}")
+    where = at(spec)
+    _check_keys(spec, LEVEL_FIELDS, f"memory level {spec.get('name', '?')!r}", where)
+    if "name" not in spec or "kind" not in spec:
+        raise SpecError(f"{where}: a memory level needs 'name' and 'kind' (dram, sram, regfile, network)")
+    name = spec["name"]
+    what = f"memory level {name!r}"
+    word_bits = spec.get("word_bits", 8)
+    kwargs = {"name": str(name), "kind": spec["kind"], "word_bits": word_bits}
+    if "holds" in spec:
+        holds = spec["holds"]
+        if isinstance(holds, str):
+            holds = [holds]
+        if not isinstance(holds, list):
+            raise SpecError(f"{where}: {what}: holds must be a list of operands, got {holds!r}")
+        kwargs["holds"] = tuple(holds)
+    elif spec["kind"] in ("sram", "regfile"):
+        raise SpecError(f"{where}: {what}: on-chip buffer needs 'holds' (which of weights, inputs, outputs)")
+    if "capacity" in spec:
+        kwargs["capacity_bytes"] = parse_quantity(spec["capacity"], "bytes", f"{where}: {what}: capacity")
+    for k in ("instances", "banks"):
+        if k in spec:
+            kwargs[k] = spec[k]
+    if "bandwidth" in spec:
+        kwargs["bandwidth_bytes_per_s"] = parse_quantity(spec["bandwidth"], "bytes_per_second",
+                                                         f"{where}: {what}: bandwidth")
+    if "energy_per_bit" in spec:
+        if "read_energy" in spec or "write_energy" in spec:
+            raise SpecError(f"{where}: {what}: give energy_per_bit or read_energy/write_energy, not both")
+        if isinstance(word_bits, bool) or not isinstance(word_bits, int):
+            raise SpecError(f"{where}: {what}: word_bits must be a positive integer, got {word_bits!r}")
+        per_bit = parse_quantity(spec["energy_per_bit"], "joules_per_bit", f"{where}: {what}: energy_per_bit")
+        kwargs["read_energy_j"] = kwargs["write_energy_j"] = per_bit * word_bits
+    for k in ("read_energy", "write_energy"):
+        if k in spec:
+            kwargs[f"{k}_j"] = _energy(spec[k], unit, f"{what}: {k}", where)
+    try:
+        return MemoryLevel(**kwargs)
+    except SpecError as e:
+        raise SpecError(f"{where}: {e}") from None

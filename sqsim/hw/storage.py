@@ -1,0 +1,121 @@
+"""How many bytes a layer's weights take on a given accelerator.
+
+Weight bytes come from the exact per-layer accounting of :mod:`sqsim.compress.accounting`
+(``profile_layer_bytes`` for a compression profile, ``CompressedModel.layer_sizes()`` for an actual
+compressed model): codes, relative indices, fillers, codebook and biases.  Two hardware rules on
+top:
+
+* uncompressed values (a dense layer, or pruned-only fp32 values) are stored at the hardware's
+  datapath width (a dense model is converted to the accelerator's number format), biases too;
+  codes, indices and the codebook stay as the accounting says;
+* a hardware with a fixed weight format (``weight_format.code_bits``/``index_bits``, EIE's 4-bit
+  codes and 4-bit indices) re-encodes the same non-zeros in that format: the codes are re-quantised
+  to ``2**code_bits`` shared values, fillers are recounted for the new index width, the codebook
+  and biases are stored at the datapath width, and a sparse-column dataflow adds its column
+  pointers (``pointer_bits`` per column per PE).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WeightStorage:
+    """A layer's weights as stored on one accelerator.
+
+    Attributes
+    ----------
+    name : str
+    weights, biases : int
+    stream_bytes : float
+        The per-weight part (codes + indices, or dense values): it is what tiles split.
+    fixed_bytes : float
+        Loaded once per layer and kept while it runs: codebook, biases, column pointers.
+    entries, nonzeros : int
+        Stored entries (non-zeros + fillers; all weights when dense) and non-zero weights.
+    coded, sparse : bool
+        Weight-sharing codes (decoded through the codebook); relative indices.
+    source : str
+        ``dense``, ``profile`` or ``model``.
+    """
+    name: str
+    weights: int
+    biases: int
+    stream_bytes: float
+    fixed_bytes: float
+    entries: int
+    nonzeros: int
+    coded: bool
+    sparse: bool
+    source: str
+    pointer_bytes: float = 0.0
+
+    @property
+    def total_bytes(self) -> float:
+        return self.stream_bytes + self.fixed_bytes
+
+    @property
+    def bytes_per_weight(self) -> float:
+        """Stream bytes per (dense) weight: what one element of a weight tile costs."""
+        return self.stream_bytes / self.weights
+
+
+def dense_storage(info, word_bytes: int) -> WeightStorage:
+    """Uncompressed weights and biases at the datapath width."""
+    return WeightStorage(info.name, info.weights, info.biases, info.weights * word_bytes,
+                         info.biases * word_bytes, info.weights, info.weights, False, False, "dense")
+
+
+def weight_storage(info, hw, size=None, source: str = "profile", groups: int = 1) -> WeightStorage:
+    """The :class:`WeightStorage` of a conv/fc layer on ``hw``.
+
+    Parameters
+    ----------
+    info : sqsim.ir.LayerInfo
+    hw : sqsim.hw.HardwareSpec
+    size : sqsim.compress.accounting.LayerSize or None
+        The layer's exact storage; None: dense.
+    source : str
+        Recorded in the result (``profile`` or ``model``).
+    groups : int
+        Convolution groups (EIE keeps one pointer array per group's matrix).
+    """
+    word = hw.word_bytes
+    fmt = hw.weight_format
+    if fmt.code_bits is not None:
+        return _fixed_format(info, hw, size, source, groups)
+    if size is None or size.storage == "dense_fp32":
+        return dense_storage(info, word)
+    sparse = size.index_bits is not None
+    if size.weight_bits is None:  # pruned fp32 values -> datapath width values + indices
+        return WeightStorage(info.name, info.weights, info.biases, size.entries * word + size.index_bytes,
+                             info.biases * word, size.entries, size.nonzeros, False, sparse, source)
+    return WeightStorage(info.name, info.weights, info.biases, size.codes_bytes + size.index_bytes,
+                         size.codebook_bytes + size.bias_bytes, size.entries, size.nonzeros, True, sparse, source)
+
+
+def _fixed_format(info, hw, size, source, groups) -> WeightStorage:
+    from ..compress.sparse import expected_fillers
+    fmt = hw.weight_format
+    word = hw.word_bytes
+    index_bits = fmt.index_bits
+    nonzeros = info.weights if size is None else size.nonzeros
+    if index_bits is None:
+        fillers = 0
+    elif size is not None and size.index_bits == index_bits:
+        fillers = size.fillers
+    elif nonzeros < info.weights:
+        fillers = int(round(expected_fillers(info.weights, nonzeros, index_bits)))
+    else:
+        fillers = 0
+    entries = nonzeros + fillers
+    stream = math.ceil(entries * (fmt.code_bits + (index_bits or 0)) / 8)
+    fixed = (1 << fmt.code_bits) * word + info.biases * word
+    pointer = 0.0
+    if hw.dataflow == "eie_sparse":
+        pointer = fmt.pointer_bits / 8
+        columns = info.weights // info.weight_shape[0] if info.weight_shape else 0  # per output row
+        fixed += groups * hw.array.pes * (columns + 1) * pointer
+    return WeightStorage(info.name, info.weights, info.biases, stream, fixed, entries, nonzeros, True,
+                         index_bits is not None, "dense" if size is None else source, pointer)

@@ -1,0 +1,172 @@
+"""``sqsim analyze`` and ``sqsim compare`` end to end."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sqsim.cli import main
+from sqsim.paths import REPO_ROOT
+
+SQ = str(REPO_ROOT / "archs" / "squeezenet.yaml")
+ALEX = str(REPO_ROOT / "archs" / "alexnet.yaml")
+HW = {n: str(REPO_ROOT / "hwmodels" / f"{n}.yaml") for n in ("fpga", "systolic", "eyeriss", "eie")}
+
+
+def run(capsys, *argv):
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_analyze_imports_no_numba_or_onnx():
+    code = ("import sys, io, contextlib\n"
+            "from sqsim.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    rc = main(['analyze', {SQ!r}, '--hw', {HW['fpga']!r}])\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('numba', 'llvmlite', 'onnx', 'onnxruntime', 'cupy'))\n"
+            "print(rc, heavy)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=REPO_ROOT).stdout
+    assert out.strip() == "0 []"
+
+
+def test_table_output_says_fit_and_margin(capsys):
+    rc, out, _ = run(capsys, "analyze", SQ, "--hw", HW["fpga"])
+    assert rc == 0
+    assert "fits, margin +" in out and "weights loaded once per batch" in out
+    assert "DRAM per inference" in out and "energy per inference" in out and "frames/s" in out
+    rc, out, _ = run(capsys, "analyze", SQ, "--hw", HW["fpga"], "--dense")
+    assert "does NOT fit, margin -" in out and "weights streamed from DRAM" in out
+
+
+def test_json_output(capsys):
+    rc, out, _ = run(capsys, "analyze", SQ, "--hw", HW["fpga"], "--format", "json")
+    d = json.loads(out)
+    assert d["fit"]["weights_on_chip"] is True and d["fit"]["margin_bytes"] > 0
+    for key in ("cycles", "dram_bytes", "energy_j", "latency_s"):
+        assert d["totals"][key] > 0
+    conv1 = d["layers"][0]
+    assert conv1["name"] == "conv1"
+    assert set(conv1["mapping"]) >= {"dataflow", "loop_order", "tiles", "dram_reads", "dram_writes"}
+    assert d["totals"]["cycles"] == sum(l["cycles"] for l in d["layers"])
+
+
+def test_csv_output(capsys):
+    rc, out, _ = run(capsys, "analyze", SQ, "--hw", HW["eyeriss"], "--format", "csv", "--batch", "2")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert rows[-1]["name"] == "total" and rows[0]["name"] == "conv1"
+    assert float(rows[-1]["dram_bytes"]) == pytest.approx(sum(float(r["dram_bytes"]) for r in rows[:-1]))
+
+
+def test_set_overrides_reach_the_model(capsys):
+    _, out, _ = run(capsys, "analyze", SQ, "--hw", HW["systolic"], "--format", "json",
+                    "--set", "array.rows=16", "--set", "array.cols=8", "--set", "dataflow=weight_stationary")
+    d = json.loads(out)
+    assert d["hardware"]["array"]["rows"] == 16 and d["hardware"]["dataflow"] == "weight_stationary"
+    assert d["layers"][0]["mapping"]["dataflow"] == "weight_stationary"
+
+
+def test_explain(capsys):
+    rc, out, _ = run(capsys, "analyze", SQ, "--hw", HW["systolic"], "--explain", "fire2/expand3x3")
+    assert rc == 0
+    text = out[out.index("fire2/expand3x3 (conv2d) on"):]
+    assert "DRAM-level loop nest" in text and "for k0 in range(0, 64," in text
+    assert "traffic terms" in text and "mult" in text and "cycles = max(compute" in text
+    _, out, _ = run(capsys, "analyze", SQ, "--hw", HW["systolic"], "--explain", "conv1", "--format", "json")
+    ex = json.loads(out)["explain"]
+    assert ex["layer"] == "conv1" and set(ex["traffic"]) == {"weights", "inputs", "outputs"}
+    rc, _, err = run(capsys, "analyze", SQ, "--hw", HW["systolic"], "--explain", "nosuch")
+    assert rc == 2 and "no analysed layer 'nosuch'" in err
+
+
+def test_plot_writes_png(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    p = tmp_path / "sq.png"
+    rc, _, _ = run(capsys, "analyze", SQ, "--hw", HW["eyeriss"], "--plot", str(p))
+    assert rc == 0 and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    p2 = tmp_path / "cmp.png"
+    rc, _, _ = run(capsys, "compare", ALEX, SQ, "--hw", HW["fpga"], HW["eie"], "--plot", str(p2))
+    assert rc == 0 and p2.read_bytes()[:4] == b"\x89PNG"
+    rc, _, err = run(capsys, "analyze", SQ, "--hw", HW["fpga"], "--plot", str(tmp_path / "x.bmp"))
+    assert rc == 2 and "must end in .png" in err and not (tmp_path / "x.bmp").exists()
+
+
+def test_compare_prints_ratio(capsys):
+    rc, out, _ = run(capsys, "compare", f"{ALEX}:dense", ALEX, SQ, "--hw", HW["fpga"], HW["systolic"])
+    assert rc == 0
+    assert "alexnet (dense) / squeezenet_v1.0" in out and "alexnet (dense) / alexnet" in out
+    _, out, _ = run(capsys, "compare", ALEX, SQ, "--hw", *HW.values(), "--format", "json")
+    d = json.loads(out)
+    assert len(d["rows"]) == 8 and len(d["ratio_lines"]) == 4
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--set", "array.rowz=3"], "unknown field 'array.rowz'"),
+    (["--set", "memory.bram.capacity=0"], "capacity must be positive"),
+    (["--batch", "0"], "--batch must be a positive integer"),
+    (["--dense", "--weights", "x.sqz"], "exclude each other"),
+])
+def test_errors_exit_2_with_message(capsys, argv, expected):
+    rc, out, err = run(capsys, "analyze", SQ, "--hw", HW["fpga"], *argv)
+    assert rc == 2 and expected in err and out == ""
+
+
+def test_density_options_exclude_each_other(capsys):
+    with pytest.raises(SystemExit):
+        main(["analyze", SQ, "--hw", HW["fpga"], "--act-density", "0.5", "--measure", "x.png"])
+    assert "not allowed with" in capsys.readouterr().err
+
+
+def test_measure_runs_the_executor(capsys, tmp_path):
+    from PIL import Image
+    img = tmp_path / "a.png"
+    Image.fromarray((np.random.default_rng(0).random((8, 8, 3)) * 255).astype(np.uint8)).save(img)
+    arch = tmp_path / "tiny.yaml"
+    arch.write_text("name: tiny\nlayers:\n"
+                    "  - {name: data, op: input, shape: [3, 8, 8]}\n"
+                    "  - {name: conv1, op: conv2d, out_channels: 4, kernel: 3, pad: 1}\n"
+                    "  - {name: relu1, op: relu}\n"
+                    "  - {name: conv2, op: conv2d, out_channels: 6, kernel: 3, pad: 1}\n"
+                    "  - {name: relu2, op: relu}\n"
+                    "  - {name: fc, op: fc, out_channels: 5}\n")
+    rc, out, _ = run(capsys, "analyze", str(arch), "--hw", HW["eie"], "--measure", str(img), "--format", "json")
+    assert rc == 0
+    d = json.loads(out)
+    dens = {l["name"]: l["input_density"] for l in d["layers"]}
+    from sqsim.exec.preprocess import Preprocess
+    x = Preprocess(crop=(8, 8))(img)
+    assert dens["conv1"] == pytest.approx(np.count_nonzero(x) / x.size)   # the preprocessed image itself
+    assert 0.0 < dens["conv2"] < 1.0 and 0.0 < dens["fc"] < 1.0   # after ReLU (He-normal weights)
+
+
+def test_weights_from_an_sqz_model(capsys, tmp_path):
+    from sqsim.compress import compress
+    from sqsim.ir import Compression, Graph, Layer
+    from sqsim.ir.yaml_format import save
+    from sqsim.weights import he_init
+    g = Graph([Layer("data", "input", shape=(3, 8, 8)),
+               Layer("conv1", "conv2d", ("data",), out_channels=8, kernel=(3, 3), pad=(1, 1),
+                     compression=Compression(0.5, 6, 4)),
+               Layer("relu1", "relu", ("conv1",)),
+               Layer("fc", "fc", ("relu1",), out_channels=5, compression=Compression(0.2, 5, 4))], name="tiny")
+    model = compress(g, he_init(g, seed=0))
+    model.save_sqz(tmp_path / "tiny.sqz")
+    save(g, tmp_path / "tiny.yaml")
+    rc, out, _ = run(capsys, "analyze", str(tmp_path / "tiny.yaml"), "--hw", HW["fpga"], "--weights",
+                     str(tmp_path / "tiny.sqz"), "--format", "json")
+    d = json.loads(out)
+    assert rc == 0 and d["model"]["source"] == "model"
+    # fixed-width codes + indices + codebook + biases of the actual model, to the byte
+    assert d["model"]["stored_bytes"] == sum(s.pq_bytes for s in model.layer_sizes())
+    assert d["model"]["layers"]["fc"]["nonzeros"] == model["fc"].nonzeros
+    other = tmp_path / "other.yaml"
+    other.write_text((tmp_path / "tiny.yaml").read_text().replace("name: fc,", "name: fc2,"))
+    rc, _, err = run(capsys, "analyze", str(other), "--hw", HW["fpga"], "--weights", str(tmp_path / "tiny.sqz"))
+    assert rc == 2 and "has no layer(s) ['fc2']" in err
