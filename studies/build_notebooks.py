@@ -251,6 +251,214 @@ fig.tight_layout()
     ]
 
 
+
+@notebook("03_design_space_fig3.ipynb")
+def nb03():
+    return [
+        md("""
+# 03 · The design space of Figure 3, and what the paper could not show
+
+**What this shows.** SqueezeNet's section 5 explores two metaparameters: the squeeze ratio SR (squeeze filters
+per expand filter) and pct3x3 (the share of 3x3 filters among the expand filters). sqsim's generator builds
+every design point from the paper's formulas; the IR counts its parameters, the Deep Compression accounting
+gives its compressed size under Table 1's per-module profile, and the hardware models give what the paper
+could not measure: DRAM traffic, on-chip fit and energy per inference on the FPGA and Eyeriss models.
+The accuracy points are the ones the paper's text states (typed in; sqsim does not train networks).
+"""),
+        SETUP,
+        code("""
+from sqsim.ir.generate import squeezenet
+from sqsim.compress import profile_sizes
+from sqsim.hw import load_hw
+from sqsim.analysis import analyze
+
+MB = 1e6
+def design_point(**meta):
+    g = squeezenet(compression="table1", **meta)
+    return g, {"params": g.totals().params, "fp32 (MB)": 4 * g.totals().params / MB,
+               "compressed (MB)": profile_sizes(g).total.pq_bytes / MB, "MACs (M)": g.totals().macs / 1e6}
+
+sr_values = [0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0]
+pct_values = [0.01, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 0.99]
+sr_graphs, sr_rows = zip(*[design_point(sr=v) for v in sr_values])
+pct_graphs, pct_rows = zip(*[design_point(sr=0.5, pct3x3=v) for v in pct_values])
+sr_table = pd.DataFrame(sr_rows, index=pd.Index(sr_values, name="SR"))
+pct_table = pd.DataFrame(pct_rows, index=pd.Index(pct_values, name="pct3x3 (SR=0.5)"))
+# Accuracy (ImageNet top-5) stated in the paper's section 5 text, for annotation only.
+PAPER_TOP5 = {0.125: 80.3, 0.5: 85.6, 0.75: 86.0, 1.0: 86.0}
+sr_table["paper top-5 (%)"] = pd.Series(PAPER_TOP5)
+sr_table.style.format({"params": "{:,}", "fp32 (MB)": "{:.1f}", "compressed (MB)": "{:.2f}", "MACs (M)": "{:.0f}",
+                       "paper top-5 (%)": "{:.1f}"}, na_rep="")
+"""),
+        code("""
+pct_table.style.format({"params": "{:,}", "fp32 (MB)": "{:.1f}", "compressed (MB)": "{:.2f}", "MACs (M)": "{:.0f}"})
+"""),
+        code("""
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+ax = axes[0]
+ax.plot(sr_table.index, sr_table["fp32 (MB)"], "o-", label="fp32")
+ax.plot(sr_table.index, sr_table["compressed (MB)"], "s-", label="Table 1 profile (6-bit, pruned)")
+for sr, acc in PAPER_TOP5.items():
+    ax.annotate(f"{acc}% top-5", (sr, sr_table.loc[sr, "fp32 (MB)"]), textcoords="offset points", xytext=(-20, 8),
+                fontsize=8)
+ax.set_xlabel("squeeze ratio SR"); ax.set_ylabel("model size (MB)"); ax.set_title("Figure 3(a): SR sweep (pct3x3 = 0.5)")
+ax.legend(); ax.grid(alpha=0.3)
+ax = axes[1]
+ax.plot(pct_table.index, pct_table["fp32 (MB)"], "o-", label="fp32")
+ax.plot(pct_table.index, pct_table["compressed (MB)"], "s-", label="Table 1 profile (6-bit, pruned)")
+ax.set_xlabel("pct3x3 (share of 3x3 expand filters)"); ax.set_ylabel("model size (MB)")
+ax.set_title("Figure 3(b): pct3x3 sweep (SR = 0.5)"); ax.legend(); ax.grid(alpha=0.3)
+fig.tight_layout()
+"""),
+        md("""
+## Beyond the paper: traffic, fit and energy of every design point
+Each design point (with Table 1's compression profile) is analysed at batch 1 on the FPGA model (Zynq XC7Z045
+class, 2.4 MB of BRAM) and the Eyeriss model (108 KB global buffer). `weights on chip` says whether the whole
+compressed model fits next to the largest activation working set; if it does, weights are loaded once per batch.
+"""),
+        code("""
+hws = {"FPGA": load_hw(HW / "fpga.yaml"), "Eyeriss": load_hw(HW / "eyeriss.yaml")}
+records = []
+for sweep, values, graphs in (("SR", sr_values, sr_graphs), ("pct3x3", pct_values, pct_graphs)):
+    for v, g in zip(values, graphs):
+        for hw_name, hw in hws.items():
+            r = analyze(g, hw, batch=1)
+            records.append({"sweep": sweep, "value": v, "hardware": hw_name,
+                            "compressed (MB)": profile_sizes(g).total.pq_bytes / MB,
+                            "weights on chip": r.fit.weights_on_chip, "margin (MB)": r.fit.margin_bytes / MB,
+                            "DRAM per inference (MB)": r.dram_bytes_per_inference / MB,
+                            "energy per inference (mJ)": 1e3 * r.energy_j_per_inference,
+                            "latency (ms)": 1e3 * r.latency_s})
+space = pd.DataFrame(records)
+space[space.sweep == "SR"].pivot(index="value", columns="hardware",
+                                values=["weights on chip", "DRAM per inference (MB)", "energy per inference (mJ)"])
+"""),
+        code("""
+fig, axes = plt.subplots(2, 2, figsize=(12, 7.5), sharex="col")
+for col, sweep in enumerate(("SR", "pct3x3")):
+    for hw_name, marker in (("FPGA", "o"), ("Eyeriss", "s")):
+        d = space[(space.sweep == sweep) & (space.hardware == hw_name)]
+        axes[0, col].plot(d.value, d["DRAM per inference (MB)"], marker=marker, label=hw_name)
+        axes[1, col].plot(d.value, d["energy per inference (mJ)"], marker=marker, label=hw_name)
+        off = d[~d["weights on chip"]]
+        axes[0, col].scatter(off.value, off["DRAM per inference (MB)"], s=120, facecolors="none", edgecolors="red")
+    axes[0, col].set_ylabel("DRAM traffic per inference (MB)")
+    axes[1, col].set_ylabel("energy per inference (mJ)")
+    axes[1, col].set_xlabel(sweep if sweep == "SR" else "pct3x3 (SR = 0.5)")
+    axes[0, col].set_title(f"{sweep} sweep: DRAM traffic (red ring: weights do not fit on chip)")
+    axes[1, col].set_title(f"{sweep} sweep: energy")
+    for ax in axes[:, col]:
+        ax.legend(); ax.grid(alpha=0.3)
+fig.tight_layout()
+"""),
+        code("""
+fit = space[space.hardware == "FPGA"].groupby("sweep").apply(
+    lambda d: d.loc[d["weights on chip"], "value"].max(), include_groups=False)
+print("largest design point whose compressed weights still fit on the FPGA:")
+print(fit.to_string())
+"""),
+        md("""
+Reading the figures: model size grows linearly with SR and with pct3x3 (3x3 filters have 9x the weights of
+1x1 filters), but DRAM traffic and energy do not follow model size alone: while the compressed weights fit on
+chip they cost DRAM bandwidth once per batch, and once they stop fitting every inference re-reads them. The
+accuracy gain the paper reports from SR = 0.125 to 0.75 (80.3% -> 86.0% top-5) is paid for in this traffic.
+"""),
+    ]
+
+
+@notebook("04_energy_bandwidth.ipynb")
+def nb04():
+    return [
+        md("""
+# 04 · Energy and bandwidth: AlexNet vs SqueezeNet, dense vs compressed, on every hardware model
+
+**What this shows.** The four networks-and-formats (AlexNet and SqueezeNet v1.0, each dense and with its
+published compression profile) on each shipped hardware model (`hwmodels/`: a Zynq FPGA, a SCALE-Sim-style
+systolic array, an Eyeriss-like row-stationary chip and an EIE-like sparse engine): energy per inference broken
+down by component, DRAM traffic, whether the weights fit on chip, and a roofline of every layer. All numbers
+come from sqsim's analytic models (formulas and energy sources in `docs/models.md`), at batch 1.
+"""),
+        SETUP,
+        code("""
+from sqsim.ir import load
+from sqsim.hw import load_hw
+from sqsim.analysis import analyze
+from sqsim.analysis.breakdown import CATEGORIES, energy_by_category
+
+nets = {"AlexNet": load(ARCHS / "alexnet.yaml"), "SqueezeNet": load(ARCHS / "squeezenet.yaml")}
+hws = {name: load_hw(HW / f"{name}.yaml") for name in ("fpga", "systolic", "eyeriss", "eie")}
+reports = {}
+for hw_name, hw in hws.items():
+    for net_name, g in nets.items():
+        for dense in (True, False):
+            reports[(hw_name, net_name, "dense" if dense else "compressed")] = analyze(g, hw, batch=1, dense=dense)
+rows = []
+for (hw_name, net, fmt), r in reports.items():
+    rows.append({"hardware": hw_name, "network": net, "weights": fmt,
+                 "weight bytes (MB)": r.weight_bytes / 1e6, "weights on chip": r.fit.weights_on_chip,
+                 "margin (MB)": r.fit.margin_bytes / 1e6, "DRAM / inference (MB)": r.dram_bytes_per_inference / 1e6,
+                 "energy / inference (mJ)": 1e3 * r.energy_j_per_inference, "latency (ms)": 1e3 * r.latency_s,
+                 **{f"{c} (mJ)": 1e3 * v for c, v in energy_by_category(r).items()}})
+table = pd.DataFrame(rows).set_index(["hardware", "network", "weights"])
+table[["weight bytes (MB)", "weights on chip", "margin (MB)", "DRAM / inference (MB)", "energy / inference (mJ)",
+       "latency (ms)"]].style.format(precision=2)
+"""),
+        code("""
+fig, axes = plt.subplots(1, len(hws), figsize=(15, 4.5), sharey=False)
+colors = dict(zip(CATEGORIES, ["tab:red", "tab:blue", "tab:cyan", "tab:purple", "tab:green", "tab:orange"]))
+for ax, hw_name in zip(axes, hws):
+    d = table.loc[hw_name]
+    labels = [f"{n}\\n{f}" for n, f in d.index]
+    bottom = np.zeros(len(d))
+    for c in CATEGORIES:
+        vals = d[f"{c} (mJ)"].to_numpy()
+        ax.bar(labels, vals, bottom=bottom, color=colors[c], label=c)
+        bottom += vals
+    ax.set_title(hw_name); ax.set_ylabel("energy per inference (mJ)"); ax.tick_params(axis="x", labelsize=8)
+    ax.grid(axis="y", alpha=0.3)
+axes[-1].legend(title="component", fontsize=8)
+fig.suptitle("Energy per inference by component (batch 1)"); fig.tight_layout()
+"""),
+        code("""
+fig, ax = plt.subplots(figsize=(11, 4.2))
+d = table["DRAM / inference (MB)"].unstack(["network", "weights"])
+d.plot.bar(ax=ax, logy=True, rot=0)
+ax.set_ylabel("DRAM traffic per inference (MB, log)"); ax.set_xlabel("hardware model")
+ax.set_title("DRAM traffic per inference"); ax.grid(axis="y", alpha=0.3); ax.legend(title="network, weights")
+ratio = (table.xs(("SqueezeNet", "compressed"), level=("network", "weights"))["DRAM / inference (MB)"] /
+         table.xs(("AlexNet", "dense"), level=("network", "weights"))["DRAM / inference (MB)"])
+print("DRAM bytes per inference, compressed SqueezeNet / dense AlexNet:")
+print(ratio.map("{:.3f}".format).to_string())
+"""),
+        md("""
+## Roofline
+Each dot is one conv or fc layer: its arithmetic intensity (operations per DRAM byte, 2 operations per
+effective MAC: on EIE, MACs with a zero weight or a zero activation are skipped and not counted) against the
+performance the model attains. The roof is `min(peak, DRAM bandwidth x intensity)`. Layers left of
+the ridge are memory-bound: AlexNet's fully connected layers sit there, which is why compressing them pays.
+"""),
+        code("""
+fig, axes = plt.subplots(1, len(hws), figsize=(15, 4.2))
+for ax, (hw_name, hw) in zip(axes, hws.items()):
+    peak = None
+    for (h, net, fmt), r in reports.items():
+        if h != hw_name or fmt != "compressed":
+            continue
+        peak = 2 * r.total.peak_macs_per_cycle * r.clock_hz
+        pts = [(2 * l.macs_effective / max(l.dram_bytes, 1), 2 * l.macs_effective * r.clock_hz / l.cycles)
+               for l in r.layers if l.macs]
+        ax.scatter(*zip(*pts), s=14, label=f"{net} (compressed)")
+    bw = hw.levels[0].bandwidth_bytes_per_s
+    x = np.logspace(-1, 4, 100)
+    ax.plot(x, np.minimum(peak, bw * x), "k--", lw=1, label="roof")
+    ax.set_xscale("log"); ax.set_yscale("log"); ax.set_title(hw_name)
+    ax.set_xlabel("operations per DRAM byte"); ax.set_ylabel("attained operations / s")
+    ax.grid(alpha=0.3, which="both"); ax.legend(fontsize=7)
+fig.tight_layout()
+"""),
+    ]
+
+
 def build(name: str, cells) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
