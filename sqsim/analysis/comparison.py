@@ -57,7 +57,8 @@ class Comparison:
         return {"rows": self.to_rows(), "ratio_lines": self.ratio_lines()}
 
     def ratio_lines(self) -> list[str]:
-        """``first / other`` DRAM bytes per inference, per hardware model."""
+        """``first / other`` DRAM bytes per inference, per hardware model, said both ways
+        (``... = 0.12x: squeezenet moves 8.3x fewer DRAM bytes``)."""
         lines = []
         by_hw: dict = {}
         for label, r in zip(self.labels, self.reports):
@@ -66,9 +67,15 @@ class Comparison:
             (l0, r0), rest = items[0], items[1:]
             for label, r in rest:
                 ratio = r0.dram_bytes_per_inference / r.dram_bytes_per_inference
-                lines.append(f"{hw}: DRAM bytes per inference {l0} / {label} = "
-                             f"{format_bytes(r0.dram_bytes_per_inference)} / {format_bytes(r.dram_bytes_per_inference)}"
-                             f" = {ratio:.2f}x")
+                if ratio < 1:
+                    says = f"{l0} moves {1 / ratio:.1f}x fewer DRAM bytes"
+                elif ratio > 1:
+                    says = f"{l0} moves {ratio:.1f}x more DRAM bytes"
+                else:
+                    says = "the same DRAM bytes"
+                lines.append(f"{hw} (activations {r0.hw.policies.activations}): DRAM bytes per inference "
+                             f"{l0} / {label} = {format_bytes(r0.dram_bytes_per_inference)} / "
+                             f"{format_bytes(r.dram_bytes_per_inference)} = {ratio:.2f}x: {says}")
         return lines
 
 

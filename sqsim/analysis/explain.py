@@ -16,11 +16,13 @@ NAMES = {"N": "batch", "K": "output channels", "C": "input channels", "P": "outp
 def explain_data(report, name: str) -> dict:
     """Structured explanation of one layer (what :func:`explain_text` prints)."""
     c = report.layer(name)
+    acts = activations_data(report, name)
     if c.mapping is None:
         return {"layer": c.name, "op": c.op, "kind": "vector",
-                "formula": "reads its inputs from DRAM once and writes its outputs once",
+                "formula": "reads each input once (a spilled input from DRAM, a resident one in place) and "
+                           "writes each output once (a spilled output to DRAM, a resident one in place)",
                 "dram_reads": dict(c.dram_reads_bytes), "dram_writes": dict(c.dram_writes_bytes),
-                "compute_cycles": c.compute_cycles, "cycles": c.cycles, "bound": c.bound}
+                "compute_cycles": c.compute_cycles, "cycles": c.cycles, "bound": c.bound, "activations": acts}
     s, m = c.shape, c.mapping
     tr = dram_traffic(s, m)
     trips = m.trips(s)
@@ -37,8 +39,43 @@ def explain_data(report, name: str) -> dict:
             "input": {"H": s.H, "W": s.W, "stride": [s.stride_h, s.stride_w], "pad": [s.pad_h, s.pad_w]},
             "groups": s.groups, "dataflow": m.dataflow, "loop_order": list(m.loop_order), "tiles": m.tile,
             "trips": trips, "weights_resident": m.weights_resident, "traffic": terms,
+            "resident_operands": list(c.resident_operands), "activations": acts,
             "compute_cycles": c.compute_cycles, "cycles": c.cycles, "bound": c.bound,
             "energy_breakdown_j": dict(c.energy_breakdown_j)}
+
+
+def activations_data(report, name: str) -> dict | None:
+    """The layer's input and output tensors: where they live, why, and the space they reserve."""
+    p = report.activations
+    if p is None or name not in p.layers:
+        return None
+    a = p.layers[name]
+
+    def one(t):
+        x = p.tensor(t)
+        return {"tensor": t, "size_bytes": x.size_bytes, "resident": x.resident, "reason": x.reason,
+                "from": p.order[x.first], "to": p.order[x.last]}
+    return {"policy": p.policy, "level": p.level, "capacity_bytes": p.capacity_bytes,
+            "inputs": [one(t) for t in a.inputs], "output": one(a.output),
+            "live_resident_bytes": a.live_resident_bytes}
+
+
+def _activation_lines(d) -> list[str]:
+    a = d.get("activations")
+    if a is None:
+        return []
+    out = [f"  activations (policy {a['policy']}" + (f", buffer {a['level']} {format_bytes(a['capacity_bytes'])}"
+                                                     if a["policy"] == "on_chip" else "") + "):"]
+    for role, t in [("input", x) for x in a["inputs"]] + [("output", a["output"])]:
+        where = (f"resident in {a['level']}: {'read' if role == 'input' else 'written'} in place, no DRAM traffic"
+                 if t["resident"] else
+                 ("spilled: read from DRAM" if role == "input" else "spilled: written to DRAM"))
+        out.append(f"    {role} {t['tensor']} ({format_bytes(t['size_bytes'])}, lives {t['from']} .. {t['to']}): "
+                   f"{where} [{t['reason']}]")
+    if a["policy"] == "on_chip":
+        out.append(f"    resident tensors live during this layer: {format_bytes(a['live_resident_bytes'])} reserved in "
+                   f"{a['level']}; the tiles get what is left")
+    return out
 
 
 def explain_text(report, name: str) -> str:
@@ -52,6 +89,7 @@ def explain_text(report, name: str) -> str:
         out.append(f"  DRAM reads {format_bytes(c.dram_reads_bytes['inputs'])}, writes "
                    f"{format_bytes(c.dram_writes_bytes['outputs'])}; compute {d['compute_cycles']:,} cycles, "
                    f"{d['cycles']:,} cycles ({d['bound']}-bound)")
+        out += _activation_lines(d)
         return "\n".join(out)
     b, t, trips = d["bounds"], d["tiles"], d["trips"]
     inp = d["input"]
@@ -79,6 +117,10 @@ def explain_text(report, name: str) -> str:
         loops = " x ".join(f"T_{k}={v}" for k, v in tm["multiplier_loops"].items()) or "none"
         bpe = tm["bytes_per_element"]
         g = tm["groups"]
+        if op in d["resident_operands"]:
+            out.append(f"    {op}: resident on chip: {'read' if op == 'inputs' else 'written (partial sums too)'} in "
+                       f"place, no tile, 0 B {'read from' if op == 'inputs' else 'written to'} DRAM")
+            continue
         if op == "outputs":
             line = (f"    outputs: writes = mult {tm['multiplier']} ({loops}) x {tm['tile_elements_sum']:,} = "
                     f"{tm['writes_elements']:,}; reads (partial sums) = (mult-1) x {tm['tile_elements_sum']:,} = "
@@ -92,8 +134,10 @@ def explain_text(report, name: str) -> str:
             line += f" = {format_bytes(tm['dram_reads_bytes'])} read"
         out.append(line)
     out.append("  buffers: " + "; ".join(
-        f"{op} largest tile {d['traffic'][op]['max_tile_elements']:,} el" for op in ("weights", "inputs", "outputs"))
+        f"{op} largest tile {d['traffic'][op]['max_tile_elements']:,} el" for op in ("weights", "inputs", "outputs")
+        if op not in d["resident_operands"])
         + ("; weights resident on chip (loaded once per batch)" if d["weights_resident"] else ""))
+    out += _activation_lines(d)
     out.append(f"  cycles = max(compute {d['compute_cycles']:,}, bytes / bandwidth per level) = {d['cycles']:,} "
                f"({d['bound']}-bound)")
     out.append("  energy: " + ", ".join(f"{k} {format_si(v, 'J')}" for k, v in d["energy_breakdown_j"].items()))

@@ -10,6 +10,12 @@ holds such rows).  It counts only when activations share the weights' buffer.  W
 fits (and ``policies.keep_weights_on_chip``), every layer keeps its weights on chip: they are
 loaded once per batch, and the rest of the buffer is what the layer's activation tiles may use.
 Otherwise weights stream from DRAM every batch, tiled with everything else.
+
+Activations (``policies.activations``): ``dram`` sends every layer's output through DRAM;
+``on_chip`` keeps a tensor in the activation buffer when it fits next to the resident weights,
+the other live resident tensors and the working sets of its lifetime
+(:mod:`sqsim.analysis.residency`).  Each layer is then costed with its operands' residency and
+the space they reserve.
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ from ..hw.loopnest import Mapping, dram_traffic
 from ..hw.storage import WeightStorage, weight_storage
 from ..hw.workload import DIMS, conv_shape
 from ..ir.layer import WEIGHTED_OPS
+from .residency import plan_activations
 
 FP32_BYTES = 4
 
@@ -195,17 +202,25 @@ def analyze(graph, hw, weights=None, batch: int | None = None, act_density=None,
     stores = storages(graph, hw, weights, dense)
     densities = input_densities(graph, act_density)
     f = fit(graph, hw, stores)
-    level = f.level
+    plan = plan_activations(graph, hw, batch, stores, f)
     costs = []
     for layer in graph:
         info = graph.info(layer.name)
+        acts = plan.layers.get(layer.name)
+        reserved = {}
+        if acts is not None and acts.live_resident_bytes:
+            reserved[plan.level] = acts.live_resident_bytes
         if layer.op in WEIGHTED_OPS:
             st = stores[layer.name]
-            reserved = {level: f.weight_bytes - st.total_bytes} if f.weights_on_chip else None
+            if f.weights_on_chip:
+                reserved[f.level] = reserved.get(f.level, 0.0) + f.weight_bytes - st.total_bytes
             costs.append(layer_cost(info, layer, hw, st, batch, densities[layer.name],
-                                    weights_resident=f.weights_on_chip, reserved_bytes=reserved))
+                                    weights_resident=f.weights_on_chip, reserved_bytes=reserved,
+                                    inputs_resident=all(acts.inputs_resident),
+                                    outputs_resident=acts.output_resident))
         elif layer.op in VECTOR_OPS:
-            costs.append(vector_cost(info, layer, hw, batch))
+            costs.append(vector_cost(info, layer, hw, batch, inputs_resident=acts.inputs_resident,
+                                     outputs_resident=acts.output_resident))
         elif layer.op not in FUSED_OPS:  # pragma: no cover - every IR op is one of the three
             raise GraphError(f"layer {layer.name!r}: op {layer.op!r} has no cost model")
     if not costs:
@@ -221,4 +236,5 @@ def analyze(graph, hw, weights=None, batch: int | None = None, act_density=None,
         source = "profile"
     return NetworkReport(network=graph.name, hardware=hw.name, hw=hw, batch=batch, weights_source=source,
                          layers=tuple(costs), total=total, fit=f, storages=stores,
-                         input_densities=densities, dense_fp32_bytes=FP32_BYTES * graph.totals().params)
+                         input_densities=densities, dense_fp32_bytes=FP32_BYTES * graph.totals().params,
+                         activations=plan)

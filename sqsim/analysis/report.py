@@ -55,6 +55,8 @@ class NetworkReport:
         ``{layer: fraction of non-zero inputs}`` used.
     dense_fp32_bytes : int
         The uncompressed model at fp32 (4 bytes per parameter).
+    activations : ActivationPlan or None
+        Where each activation tensor lives (:mod:`sqsim.analysis.residency`).
     """
     network: str
     hardware: str
@@ -67,6 +69,7 @@ class NetworkReport:
     storages: dict
     input_densities: dict
     dense_fp32_bytes: int
+    activations: object = None
 
     # --- per inference -------------------------------------------------------------------------
     @property
@@ -130,6 +133,8 @@ class NetworkReport:
             d = {"name": c.name, "op": c.op, **self._cost_dict(c), "bound": c.bound, "mapping": mapping_dict(c)}
             if c.name in self.input_densities:
                 d["input_density"] = self.input_densities[c.name]
+            if self.activations is not None:
+                d["activations"] = self.activations.layer_dict(c.name)
             layers.append(d)
         totals = self._cost_dict(self.total)
         totals["frames_per_s"] = self.frames_per_s
@@ -149,8 +154,21 @@ class NetworkReport:
                               "datapath_bits": hw.array.datapath_bits},
                     "levels": [{"name": l.name, "kind": l.kind, "capacity_bytes": l.total_capacity_bytes or None,
                                 "holds": list(l.holds)} for l in hw.levels]}
-        return {"network": self.network, "hardware": hardware, "batch": self.batch, "model": model,
-                "fit": self.fit.to_dict(), "layers": layers, "totals": totals, "per_batch": per_batch}
+        out = {"network": self.network, "hardware": hardware, "batch": self.batch, "model": model,
+               "fit": self.fit.to_dict(), "layers": layers, "totals": totals, "per_batch": per_batch}
+        if self.activations is not None:
+            out["activations"] = self.activations_dict()
+        return out
+
+    def activations_dict(self) -> dict:
+        """Where the activation tensors live: policy, buffer, bytes kept on chip and spilled (per
+        inference), and every tensor (sizes for the whole batch) with the reason for its place."""
+        p = self.activations
+        return {"policy": p.policy, "level": p.level, "capacity_bytes": p.capacity_bytes,
+                "tensors_resident": sum(t.resident for t in p.tensors), "tensors_total": len(p.tensors),
+                "onchip_bytes": _num(float(p.resident_bytes) / self.batch),
+                "spilled_bytes": _num(float(p.spilled_bytes) / self.batch),
+                "tensors": [p.tensor_dict(t) for t in p.tensors]}
 
     def to_rows(self) -> list[dict]:
         """One flat dict per layer (per inference), plus a ``total`` row: for CSV and data frames."""
@@ -166,6 +184,10 @@ class NetworkReport:
                 row[f"dram_writes_{op}"] = d["dram_writes"][op]
             for k, v in d["energy_breakdown_j"].items():
                 row[f"energy_{k}_j"] = v
+            acts = self.activations.layers.get(c.name) if self.activations is not None else None
+            if acts is not None:
+                row["input_resident"] = all(acts.inputs_resident)
+                row["output_resident"] = acts.output_resident
             m = c.mapping
             row["loop_order"] = "".join(m.loop_order) if m else ""
             row["tiles"] = " ".join(f"{k}{v}" for k, v in m.tile.items()) if m else ""
@@ -187,6 +209,9 @@ class NetworkReport:
                 "weight_bytes": self.fit.weight_bytes, "weights_on_chip": self.fit.weights_on_chip,
                 "margin_bytes": self.fit.margin_bytes, "dram_bytes": self.dram_bytes_per_inference,
                 "energy_j": self.energy_j_per_inference, "latency_s": self.latency_s,
-                "frames_per_s": self.frames_per_s, "utilisation": self.total.utilisation}
+                "frames_per_s": self.frames_per_s, "utilisation": self.total.utilisation,
+                "activation_policy": self.hw.policies.activations,
+                "activation_onchip_bytes": (self.activations.resident_bytes / self.batch
+                                            if self.activations is not None else 0.0)}
 
 

@@ -28,7 +28,8 @@ def render_report(report, console) -> None:
              f"{format_si(hw.clock_hz, 'Hz')}), batch {report.batch}, weights: {report.weights_source}")
     t = Table(title=title, title_justify="left")
     for col, just in (("layer", "left"), ("op", "left"), ("MACs", "right"), ("cycles", "right"),
-                      ("util", "right"), ("bound", "left"), ("DRAM W", "right"), ("DRAM in", "right"),
+                      ("util", "right"), ("bound", "left"), ("acts", "left"), ("DRAM W", "right"),
+                      ("DRAM in", "right"),
                       ("DRAM out", "right"), ("DRAM total", "right"), ("energy", "right"), ("tiles K/C/P/Q", "left")):
         t.add_column(col, justify=just, no_wrap=True)
     b = report.batch
@@ -40,12 +41,42 @@ def render_report(report, console) -> None:
             tiles += " W*"
         out = c.dram_reads_bytes.get("outputs", 0) + c.dram_writes_bytes.get("outputs", 0)
         t.add_row("total" if total else c.name, c.op, f"{c.macs / b:,.0f}", f"{c.cycles / b:,.0f}",
-                  _pct(c.utilisation), c.bound, _b(c.dram_reads_bytes.get("weights", 0) / b),
+                  _pct(c.utilisation), c.bound, "" if total else residency_cell(report, c.name),
+                  _b(c.dram_reads_bytes.get("weights", 0) / b),
                   _b(c.dram_reads_bytes.get("inputs", 0) / b), _b(out / b), _b(c.dram_bytes / b),
                   _j(c.energy_j / b), tiles, end_section=(c is report.layers[-1]))
     console.print(t)
     for line in summary_lines(report):
         console.print(line, highlight=False)
+
+
+def residency_cell(report, name: str) -> str:
+    """Where a layer's input(s) and output live: ``chip>chip``, ``DRAM>chip``, ``chip+DRAM>DRAM``."""
+    a = report.activations.layers.get(name) if report.activations is not None else None
+    if a is None:
+        return ""
+    where = {True: "chip", False: "DRAM"}
+    return "+".join(where[r] for r in a.inputs_resident) + ">" + where[a.output_resident]
+
+
+def activation_line(report) -> str | None:
+    """Where the activation tensors live (the summary's activations line)."""
+    p = report.activations
+    if p is None:
+        return None
+    b = report.batch
+    n_res = sum(t.resident for t in p.tensors)
+    if p.policy != "on_chip":
+        return (f"activations (policy {p.policy}): every layer's output goes through DRAM; 0 of "
+                f"{format_bytes(p.spilled_bytes / b)} of activation tensors stay on chip")
+    spilled = ", ".join(f"{t.name} {format_bytes(t.size_bytes / b)}"
+                        + (" (network input)" if t.reason.startswith("network input") else
+                           " (network output)" if t.reason.startswith("network output") else "")
+                        for t in p.tensors if not t.resident)
+    return (f"activations (policy on_chip, in {p.level} {format_bytes(p.capacity_bytes)}): {n_res} of "
+            f"{len(p.tensors)} tensors, {format_bytes(p.resident_bytes / b)} of "
+            f"{format_bytes((p.resident_bytes + p.spilled_bytes) / b)}, stay on chip; spilled to DRAM: "
+            f"{spilled or 'none'}")
 
 
 def summary_lines(report) -> list[str]:
@@ -69,6 +100,9 @@ def summary_lines(report) -> list[str]:
     lines.append(f"DRAM per inference: {format_bytes(report.dram_bytes_per_inference)} (reads: weights "
                  f"{_b(rd['weights'])}, inputs {_b(rd['inputs'])}, partial sums {_b(rd['outputs'])}; writes "
                  f"{_b(wr)})")
+    acts = activation_line(report)
+    if acts:
+        lines.append(acts)
     parts = sorted(t.energy_breakdown_j.items(), key=lambda kv: -kv[1])
     tot = t.energy_j
     lines.append(f"energy per inference: {_j(report.energy_j_per_inference)} = "
@@ -102,7 +136,7 @@ def render_comparison(cmp, console) -> None:
     from rich.table import Table
     t = Table(title="sqsim compare (per inference)", title_justify="left")
     for col, just in (("network", "left"), ("hardware", "left"), ("weights", "right"), ("on chip", "left"),
-                      ("margin", "right"), ("DRAM", "right"), ("DRAM ratio", "right"), ("energy", "right"),
+                      ("margin", "right"), ("DRAM", "right"), ("DRAM first/this", "right"), ("energy", "right"),
                       ("latency", "right"), ("frames/s", "right"), ("util", "right")):
         t.add_column(col, justify=just, no_wrap=True)
     for row in cmp.to_rows():

@@ -16,6 +16,12 @@ A layer without weights that moves data (pooling, LRN, add, softmax) is a *vecto
 (:func:`vector_cost`): it reads its inputs from DRAM and writes its outputs back.  ReLU, dropout,
 flatten and concat are fused into their producers (no cost): concat inputs are written straight
 into their slices of the output.
+
+Resident activations (``policies.activations: on_chip``, decided by
+:mod:`sqsim.analysis.residency`): an input or output that stays in the on-chip buffer costs no
+DRAM traffic and takes no tile space (it is read or written in place; its space is reserved by the
+caller); the array's accesses to that buffer stay.  :func:`minimal_working_set` is the smallest
+on-chip space a layer can run in, which the allocator reserves next to the resident tensors.
 """
 from __future__ import annotations
 
@@ -25,9 +31,9 @@ from dataclasses import dataclass, field
 from ..errors import SqsimError
 from .dataflows import OPERANDS, ActivityContext, get_dataflow
 from .loopnest import Mapping, dram_traffic
-from .search import Buffer, search_mapping
+from .search import Buffer, footprint_bytes, search_mapping
 from .storage import WeightStorage
-from .workload import ConvShape, conv_shape
+from .workload import DIMS, ConvShape, conv_shape
 
 VECTOR_OPS = ("maxpool", "avgpool", "global_avgpool", "lrn", "add", "softmax")
 FUSED_OPS = ("input", "relu", "dropout", "flatten", "concat")
@@ -76,6 +82,8 @@ class LayerCost:
         ``{operand: bytes}`` used to turn elements into bytes.
     fixed_weight_bytes : float
         Codebook, biases and pointers read once per layer with the weights.
+    resident_operands : tuple of str
+        Activation operands (``inputs``, ``outputs``) that stay on chip: no DRAM traffic, no tile.
     """
     name: str
     op: str
@@ -97,6 +105,7 @@ class LayerCost:
     shape: ConvShape | None = None
     bytes_per_element: dict = field(default_factory=dict)
     fixed_weight_bytes: float = 0.0
+    resident_operands: tuple = ()
 
     @property
     def dram_bytes(self) -> float:
@@ -139,7 +148,8 @@ def operand_buffers(hw, reserved_bytes: dict | None = None) -> list[Buffer]:
 
 
 def layer_cost(info, layer, hw, storage: WeightStorage, batch: int = 1, input_density: float = 1.0,
-               weights_resident: bool = False, reserved_bytes: dict | None = None) -> LayerCost:
+               weights_resident: bool = False, reserved_bytes: dict | None = None,
+               inputs_resident: bool = False, outputs_resident: bool = False) -> LayerCost:
     """Cost of one conv/fc layer for a batch.
 
     Parameters
@@ -155,20 +165,25 @@ def layer_cost(info, layer, hw, storage: WeightStorage, batch: int = 1, input_de
     weights_resident : bool
         The model's weights stay on chip: this layer's tiles keep all of its weights.
     reserved_bytes : dict
-        ``{level: bytes}`` taken by other data (the other layers' resident weights).
+        ``{level: bytes}`` taken by other data (the other layers' resident weights, the resident
+        activation tensors live while this layer runs, its own resident operands included).
+    inputs_resident, outputs_resident : bool
+        The input (output) tensor stays in the activation buffer: read (written) in place, no
+        DRAM traffic and no tile; partial sums of a resident output accumulate in place.
     """
     shape = conv_shape(info, batch, layer)
     g = shape.groups
     dataflow = get_dataflow(hw.dataflow)
-    act_bytes = hw.word_bytes
-    bpe = {"weights": storage.bytes_per_weight, "inputs": act_bytes, "outputs": act_bytes}
+    bpe = _onchip_bpe(hw, storage)
+    resident = _resident(inputs_resident, outputs_resident)
+    moved = {op: 0.0 if op in resident else bpe[op] for op in OPERANDS}   # DRAM bytes (and tile bytes) per element
     buffers = operand_buffers(hw, reserved_bytes)
-    mapping = search_mapping(shape, dataflow.orders, buffers, bpe, {"weights": storage.fixed_bytes},
+    mapping = search_mapping(shape, dataflow.orders, buffers, moved, {"weights": storage.fixed_bytes},
                              weights_resident=weights_resident, dataflow=hw.dataflow)
     traffic = dram_traffic(shape, mapping)
-    dram_reads = {op: g * traffic[op].reads * bpe[op] for op in OPERANDS}
+    dram_reads = {op: g * traffic[op].reads * moved[op] for op in OPERANDS}
     dram_reads["weights"] += storage.fixed_bytes
-    dram_writes = {op: g * traffic[op].writes * bpe[op] for op in OPERANDS}
+    dram_writes = {op: g * traffic[op].writes * moved[op] for op in OPERANDS}
 
     ctx = ActivityContext(input_density=input_density, weight_entries=storage.entries / g,
                           weight_coded=storage.coded, weight_sparse=storage.sparse,
@@ -187,7 +202,68 @@ def layer_cost(info, layer, hw, storage: WeightStorage, batch: int = 1, input_de
                      dram_reads_bytes=dram_reads, dram_writes_bytes=dram_writes, level_reads_bytes=reads,
                      level_writes_bytes=writes, energy_breakdown_j=energy, decodes=act.decodes,
                      peak_macs_per_cycle=hw.array.peak_macs_per_cycle, mapping=mapping, traffic=traffic,
-                     shape=shape, bytes_per_element=bpe, fixed_weight_bytes=storage.fixed_bytes)
+                     shape=shape, bytes_per_element=bpe, fixed_weight_bytes=storage.fixed_bytes,
+                     resident_operands=resident)
+
+
+def _onchip_bpe(hw, storage: WeightStorage) -> dict:
+    """On-chip bytes per element of each operand (weights: stored bytes per dense weight)."""
+    return {"weights": storage.bytes_per_weight, "inputs": hw.word_bytes, "outputs": hw.word_bytes}
+
+
+def _resident(inputs_resident: bool, outputs_resident: bool) -> tuple:
+    return tuple(op for op, r in (("inputs", inputs_resident), ("outputs", outputs_resident)) if r)
+
+
+def minimal_working_set(info, layer, hw, storage: WeightStorage | None = None, batch: int = 1,
+                        weights_resident: bool = False, inputs_resident=(), outputs_resident: bool = False) -> dict:
+    """The smallest on-chip space a layer can run in: ``{level: bytes}``.
+
+    conv/fc: the footprint of its smallest tiles (every tiled loop at 1, R and S whole, K and C
+    whole when the weights are resident; fixed weight bytes included), the same footprint the
+    mapping search checks, so a layer whose minimal working set fits always has a mapping.
+    Vector layers: the line buffers a streaming pass needs (:func:`vector_staging_elements`).
+    Resident operands take nothing (their tensors are reserved separately).
+
+    Parameters
+    ----------
+    inputs_resident : sequence of bool
+        Per input tensor (conv/fc have one).
+    """
+    inputs_resident = tuple(inputs_resident) or (False,) * len(info.input_shapes)
+    out: dict = {}
+    if info.op in VECTOR_OPS:
+        stage_in, stage_out = vector_staging_elements(info, layer)
+        lin, lout = hw.backing_level("inputs").name, hw.backing_level("outputs").name
+        for n, r in zip(stage_in, inputs_resident):
+            if not r:
+                out[lin] = out.get(lin, 0.0) + n * hw.word_bytes
+        if not outputs_resident:
+            out[lout] = out.get(lout, 0.0) + stage_out * hw.word_bytes
+        return out
+    shape = conv_shape(info, batch, layer)
+    resident = _resident(all(inputs_resident), outputs_resident)
+    bpe = {op: 0.0 if op in resident else b for op, b in _onchip_bpe(hw, storage).items()}
+    whole = ("R", "S") + (("K", "C") if weights_resident else ())
+    tiles = tuple(shape.dim(d) if d in whole else 1 for d in DIMS)
+    fp = footprint_bytes(shape, Mapping("minimal", DIMS, tiles), bpe, {"weights": storage.fixed_bytes})
+    for op in OPERANDS:
+        if fp[op]:
+            level = hw.backing_level(op).name
+            out[level] = out.get(level, 0.0) + fp[op]
+    return out
+
+
+def vector_staging_elements(info, layer) -> tuple[tuple[int, ...], int]:
+    """Line buffers of a streaming vector pass, in elements of one sample: per input, the rows one
+    output row reads (all channels: the pooling kernel's height for max/avg pooling, one row for
+    LRN, add and softmax, and for global pooling, which accumulates row by row), and one output
+    row of all channels.  This is what lets the pass read each input and write each output once.
+    """
+    rows = layer.kernel[0] if info.op in ("maxpool", "avgpool") else 1
+    stage_in = tuple(c * min(rows, h) * w for c, h, w in info.input_shapes)
+    k, _, q = info.output_shape
+    return stage_in, k * q
 
 
 def vector_ops(info, layer) -> int:
@@ -200,25 +276,31 @@ def vector_ops(info, layer) -> int:
     return info.input_elements
 
 
-def vector_cost(info, layer, hw, batch: int = 1) -> LayerCost:
-    """Cost of a pooling / LRN / add / softmax layer: a pass through DRAM on the array's PEs.
+def vector_cost(info, layer, hw, batch: int = 1, inputs_resident=(), outputs_resident: bool = False) -> LayerCost:
+    """Cost of a pooling / LRN / add / softmax layer: a streaming pass on the array's PEs.
 
-    Inputs are read from DRAM once and outputs written once (through their buffers); each element
-    operation costs one MAC's energy and one PE slot.
+    Each input is read once from its buffer and each output written once to its buffer; a spilled
+    input is first filled from DRAM (read once), a spilled output is then written to DRAM (once).
+    Resident tensors (``inputs_resident`` per input, ``outputs_resident``) are read and written in
+    place.  Each element operation costs one MAC's energy and one PE slot.
     """
     if info.op not in VECTOR_OPS:
         raise SqsimError(f"layer {info.name!r}: op {info.op!r} is not a vector layer")
     act_bytes = hw.word_bytes
-    dram_reads = {"weights": 0.0, "inputs": info.input_elements * batch * act_bytes, "outputs": 0.0}
-    dram_writes = {"weights": 0.0, "inputs": 0.0, "outputs": info.output_elements * batch * act_bytes}
+    inputs_resident = tuple(inputs_resident) or (False,) * len(info.input_shapes)
+    in_bytes = [c * h * w * batch * act_bytes for c, h, w in info.input_shapes]
+    out_bytes = info.output_elements * batch * act_bytes
+    spilled_in = sum(b for b, r in zip(in_bytes, inputs_resident) if not r)
+    dram_reads = {"weights": 0.0, "inputs": float(spilled_in), "outputs": 0.0}
+    dram_writes = {"weights": 0.0, "inputs": 0.0, "outputs": 0.0 if outputs_resident else float(out_bytes)}
     ops = vector_ops(info, layer) * batch
     reads: dict = {}
     writes: dict = {}
     lin, lout = hw.backing_level("inputs").name, hw.backing_level("outputs").name
-    writes[lin] = writes.get(lin, 0.0) + dram_reads["inputs"]
-    reads[lin] = reads.get(lin, 0.0) + dram_reads["inputs"]
-    writes[lout] = writes.get(lout, 0.0) + dram_writes["outputs"]
-    reads[lout] = reads.get(lout, 0.0) + dram_writes["outputs"]
+    writes[lin] = writes.get(lin, 0.0) + dram_reads["inputs"]          # fills of spilled inputs
+    reads[lin] = reads.get(lin, 0.0) + float(sum(in_bytes))           # the pass reads every input once
+    writes[lout] = writes.get(lout, 0.0) + float(out_bytes)           # and writes every output once
+    reads[lout] = reads.get(lout, 0.0) + dram_writes["outputs"]        # spills of a spilled output
     compute = math.ceil(ops / hw.array.peak_macs_per_cycle)
     energy = {"mac": ops * hw.energy.mac_j}
     energy.update(_level_energy(hw, dram_reads, dram_writes, reads, writes))
@@ -227,7 +309,8 @@ def vector_cost(info, layer, hw, batch: int = 1) -> LayerCost:
                      cycles=cycles, bound=bound, dram_reads_bytes=dram_reads, dram_writes_bytes=dram_writes,
                      level_reads_bytes=reads, level_writes_bytes=writes, energy_breakdown_j=energy,
                      peak_macs_per_cycle=hw.array.peak_macs_per_cycle,
-                     bytes_per_element={"inputs": act_bytes, "outputs": act_bytes})
+                     bytes_per_element={"inputs": act_bytes, "outputs": act_bytes},
+                     resident_operands=_resident(all(inputs_resident), outputs_resident))
 
 
 def _level_bytes(hw, bpe, dram_reads, dram_writes, act) -> tuple[dict, dict]:

@@ -16,7 +16,7 @@ from ..errors import SpecError
 OPERANDS = ("weights", "inputs", "outputs")
 LEVEL_KINDS = ("dram", "sram", "regfile", "network")
 DATAFLOW_NAMES = ("weight_stationary", "output_stationary", "input_stationary", "row_stationary", "eie_sparse")
-ACTIVATION_POLICIES = ("dram",)
+ACTIVATION_POLICIES = ("dram", "on_chip")
 
 
 def _fail(owner: str, msg: str):
@@ -219,9 +219,14 @@ class Policies:
     keep_weights_on_chip : load every layer's weights once per batch when the whole model fits in
         the weight buffer next to the largest activation working set.
     batch : default batch size (the CLI's ``--batch`` overrides it).
-    activations : ``dram``: every layer reads its inputs from and writes its outputs to DRAM (as
-        SCALE-Sim and nn_dataflow assume); the only policy implemented so far (keeping tensors
-        that fit on chip between layers is future work).
+    activations : where activation tensors live between layers.  ``dram``: every layer reads its
+        inputs from and writes its outputs to DRAM (as SCALE-Sim and nn_dataflow assume).
+        ``on_chip``: a tensor stays in the on-chip buffer that holds activations when, as it is
+        produced, it fits next to the resident weights, the other live resident tensors and the
+        working set of every layer of its lifetime; otherwise it spills to DRAM (a greedy,
+        first-come-first-served allocator in topological order:
+        :mod:`sqsim.analysis.residency`).  Needs one on-chip level holding both inputs and
+        outputs.
     """
     keep_weights_on_chip: bool = True
     batch: int = 1
@@ -282,6 +287,11 @@ class HardwareSpec:
             if self.backing_level(op) is None:
                 _fail("memory", f"operand {op!r} has no on-chip buffer: no sram/regfile level lists it in "
                                 f"'holds'")
+        if self.policies.activations == "on_chip" and self.activation_level() is None:
+            _fail("policies.activations", f"on_chip needs one on-chip buffer holding both inputs and outputs, "
+                                          f"so that a layer's output can be read in place by its consumers; "
+                                          f"here inputs are backed by {self.backing_level('inputs').name!r} "
+                                          f"and outputs by {self.backing_level('outputs').name!r} (use 'dram')")
 
     # --- derived views ------------------------------------------------------------------------
     @property
@@ -300,6 +310,12 @@ class HardwareSpec:
             if l.on_chip and operand in l.holds:
                 return l
         return None
+
+    def activation_level(self) -> MemoryLevel | None:
+        """The on-chip buffer where activation tensors can stay between layers: the backing level
+        of both inputs and outputs (None when they are backed by different levels)."""
+        level = self.backing_level("inputs")
+        return level if level is not None and level is self.backing_level("outputs") else None
 
     def register_level(self, operand: str) -> MemoryLevel | None:
         """The innermost regfile level holding ``operand`` (None when the hardware has none)."""

@@ -1,0 +1,282 @@
+"""Activation residency (``policies.activations``): which activation tensors stay in the on-chip
+buffer between layers, and which spill to DRAM.
+
+Tensors.  A *tensor* is what one allocation holds: a costed layer's output (conv, fc, pooling,
+LRN, add, softmax) together with its free aliases, for the whole batch.  ReLU, dropout and
+flatten work in place (their output *is* their input's tensor); a concat's inputs are written
+straight into their slices of its output, so a concat and all its inputs are one tensor (named
+after the concat), allocated whole when its first slice is produced.  The network input is a
+tensor too (the image, in DRAM).  A tensor lives from its first producer to its last reader in
+the graph's order (``first``..``last``, indices into ``graph.order``).
+
+Policy ``dram``: every tensor goes through DRAM (written once, read by each reader).
+
+Policy ``on_chip``: a greedy, first-come-first-served allocator in the graph's (topological)
+order, in the spirit of nn_dataflow's and ZigZag's "fits or spills" decisions.  When a tensor's
+first producer runs, it stays on chip if, at every costed layer ``m`` of its lifetime::
+
+    resident weights in the level (other layers' + m's own weight tile, when weights are kept on chip)
+    + the resident tensors live at m (decided earlier)
+    + this tensor
+    + m's minimal working set (its smallest tiles; line buffers for vector layers)
+    <= capacity of the activation buffer
+
+Operands not yet decided count as spilled (their staging tiles are in the working set); a later
+decision checks its own lifetime with everything decided before it, so the buffer is never
+over-full.  Otherwise the tensor spills: written to DRAM once, read by each reader.  Decisions are
+never revisited (no eviction, no reordering).  The network input always comes from DRAM and the
+network's outputs always go to DRAM.  The mapping search of each layer then uses whatever space
+is left (``reserved`` = resident weights + live resident tensors).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from ..hw.cost import VECTOR_OPS, minimal_working_set
+from ..ir.layer import WEIGHTED_OPS
+
+ALIAS_OPS = ("relu", "dropout", "flatten")     # in place: the output is the input's tensor
+COSTED_OPS = tuple(WEIGHTED_OPS) + VECTOR_OPS  # layers that write a new tensor (and have a working set)
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One activation allocation.
+
+    Attributes
+    ----------
+    name : str
+        The concat holding it, else its producer (or the network input layer).
+    layers : tuple of str
+        Layers whose outputs are this tensor, a slice of it or an alias of it.
+    producers : tuple of str
+        Costed layers writing it (empty for the network input).
+    readers : tuple of str
+        Costed layers reading it.
+    size_bytes : float
+        For the whole batch, at the datapath width.
+    first, last : int
+        Lifetime: index (in ``graph.order``) of its first producer and of its last reader.
+    resident : bool
+        Stays in the activation buffer for its whole lifetime.
+    reason : str
+        Why it is resident or spilled.
+    """
+    name: str
+    layers: tuple[str, ...]
+    producers: tuple[str, ...]
+    readers: tuple[str, ...]
+    size_bytes: float
+    first: int
+    last: int
+    resident: bool = False
+    reason: str = ""
+
+    def live_at(self, index: int) -> bool:
+        return self.first <= index <= self.last
+
+
+@dataclass(frozen=True)
+class LayerActivations:
+    """The activation operands of one costed layer.
+
+    Attributes
+    ----------
+    layer : str
+    inputs : tuple of str
+        The tensor each input belongs to.
+    inputs_resident : tuple of bool
+    output : str
+        The tensor its output belongs to.
+    output_resident : bool
+    live_resident_bytes : float
+        Resident tensors live while it runs (its own operands included), whole batch: the space
+        they reserve in the activation buffer.
+    """
+    layer: str
+    inputs: tuple[str, ...]
+    inputs_resident: tuple[bool, ...]
+    output: str
+    output_resident: bool
+    live_resident_bytes: float
+
+
+@dataclass(frozen=True)
+class ActivationPlan:
+    """Where every activation tensor of a network lives on one accelerator.
+
+    Attributes
+    ----------
+    policy : str
+        ``dram`` or ``on_chip``.
+    level : str or None
+        The on-chip buffer holding resident activations (None when inputs and outputs have
+        different buffers).
+    capacity_bytes : float
+        Its capacity.
+    tensors : tuple of Tensor
+        In allocation order.
+    layers : dict
+        ``{costed layer: LayerActivations}``.
+    order : tuple of str
+        The graph's layer order (``Tensor.first``/``last`` index it).
+    """
+    policy: str
+    level: str | None
+    capacity_bytes: float
+    tensors: tuple[Tensor, ...]
+    layers: dict
+    order: tuple = ()
+
+    def tensor(self, name: str) -> Tensor:
+        for t in self.tensors:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    @property
+    def resident_bytes(self) -> float:
+        """Bytes of the tensors that stayed on chip (whole batch)."""
+        return sum(t.size_bytes for t in self.tensors if t.resident)
+
+    @property
+    def spilled_bytes(self) -> float:
+        return sum(t.size_bytes for t in self.tensors if not t.resident)
+
+    def tensor_dict(self, t: Tensor) -> dict:
+        """One tensor as plain data (``from``/``to``: its first producer and last reader)."""
+        return {"name": t.name, "size_bytes": t.size_bytes, "resident": t.resident, "reason": t.reason,
+                "from": self.order[t.first], "to": self.order[t.last], "producers": list(t.producers),
+                "readers": list(t.readers)}
+
+    def layer_dict(self, name: str) -> dict | None:
+        """The JSON ``activations`` object of one costed layer (sizes for the whole batch)."""
+        a = self.layers.get(name)
+        if a is None:
+            return None
+        return {"input_resident": all(a.inputs_resident), "output_resident": a.output_resident,
+                "inputs": [{"tensor": n, "resident": r, "size_bytes": self.tensor(n).size_bytes}
+                           for n, r in zip(a.inputs, a.inputs_resident)],
+                "output": {"tensor": a.output, "resident": a.output_resident,
+                           "size_bytes": self.tensor(a.output).size_bytes},
+                "live_resident_bytes": a.live_resident_bytes}
+
+
+def group_tensors(graph) -> dict[str, str]:
+    """``{layer: tensor name}`` for every layer: aliases join their input's tensor, a concat
+    absorbs its inputs' tensors (see the module docstring)."""
+    tensor_of: dict[str, str] = {}
+    members: dict[str, list[str]] = {}
+    for layer in graph:
+        if layer.op in ALIAS_OPS:
+            t = tensor_of[layer.inputs[0]]
+        elif layer.op == "concat":
+            t = layer.name
+            members[t] = []
+            for src in dict.fromkeys(tensor_of[i] for i in layer.inputs):
+                for m in members.pop(src):
+                    tensor_of[m] = t
+                    members[t].append(m)
+        else:
+            t = layer.name
+            members[t] = []
+        tensor_of[layer.name] = t
+        members[t].append(layer.name)
+    return tensor_of
+
+
+def tensors(graph, word_bytes: int, batch: int = 1) -> list[Tensor]:
+    """The network's tensors (undecided), in order of their first producer."""
+    tensor_of = group_tensors(graph)
+    index = {n: i for i, n in enumerate(graph.order)}
+    out = []
+    for name in dict.fromkeys(tensor_of[n] for n in graph.order):
+        layers = tuple(n for n in graph.order if tensor_of[n] == name)
+        writers = [n for n in layers if graph.layer(n).op in COSTED_OPS + ("input",)]
+        readers = tuple(l.name for l in graph if l.op in COSTED_OPS
+                        and any(tensor_of[i] == name for i in l.inputs))
+        size = sum(graph.info(n).output_elements for n in writers) * batch * word_bytes
+        first = min(index[n] for n in writers)
+        last = max([index[n] for n in readers + tuple(writers)])
+        producers = tuple(n for n in writers if graph.layer(n).op != "input")
+        out.append(Tensor(name, layers, producers, readers, float(size), first, last))
+    return sorted(out, key=lambda t: t.first)
+
+
+def plan_activations(graph, hw, batch: int, stores: dict, fit) -> ActivationPlan:
+    """Decide every tensor's residency (see the module docstring).
+
+    Parameters
+    ----------
+    graph : sqsim.ir.Graph
+    hw : sqsim.hw.HardwareSpec
+    batch : int
+    stores : dict
+        ``{weighted layer: WeightStorage}``.
+    fit : sqsim.analysis.network.Fit
+        Whether weights are resident (and where).
+    """
+    tensor_of = group_tensors(graph)
+    ts = {t.name: t for t in tensors(graph, hw.word_bytes, batch)}
+    level = hw.activation_level()
+    cap = level.total_capacity_bytes if level is not None else 0.0
+    on_chip = hw.policies.activations == "on_chip" and level is not None
+    outputs = set(graph.outputs())
+    order = graph.order
+    costed = [i for i, n in enumerate(order) if graph.layer(n).op in COSTED_OPS]
+    weights_shared = fit.weights_on_chip and level is not None and fit.level == level.name
+    resident: dict[str, bool] = {}          # decided tensors
+
+    @lru_cache(maxsize=None)
+    def working_set(name: str, ins: tuple, out: bool) -> float:
+        layer = graph.layer(name)
+        ws = minimal_working_set(graph.info(name), layer, hw, stores.get(name), batch,
+                                 weights_resident=fit.weights_on_chip, inputs_resident=ins, outputs_resident=out)
+        own = stores[name].total_bytes if name in stores else 0.0
+        reserved = fit.weight_bytes - own if weights_shared else 0.0
+        return reserved + ws.get(level.name, 0.0)
+
+    def occupancy(i: int, extra: str) -> float:
+        """Bytes needed in the activation buffer while layer ``i`` runs, with tensor ``extra`` resident."""
+        name = order[i]
+        def res(t):
+            return t == extra or resident.get(t, False)
+        live = sum(t.size_bytes for t in ts.values() if t.live_at(i) and res(t.name))
+        ins = tuple(res(tensor_of[s]) for s in graph.layer(name).inputs)
+        return live + working_set(name, ins, res(tensor_of[name]))
+
+    decided = []
+    for t in sorted(ts.values(), key=lambda t: t.first):
+        if not on_chip:
+            why, keep = f"policy {hw.policies.activations}", False
+            if hw.policies.activations == "on_chip":  # pragma: no cover - the spec rejects it
+                why = "no on-chip buffer holds both inputs and outputs"
+        elif any(graph.layer(n).op == "input" for n in t.layers):
+            why, keep = "network input: read from DRAM", False
+        elif any(n in outputs for n in t.layers):
+            why, keep = "network output: written to DRAM", False
+        else:
+            need = [(occupancy(i, t.name), i) for i in costed if t.live_at(i)]
+            worst, at = max(need)
+            keep = worst <= cap
+            why = (f"fits: {_kib(cap - worst)} left at the tightest layer {order[at]}" if keep else
+                   f"does not fit while {order[at]} runs: needs {_kib(worst)} of {_kib(cap)}")
+        resident[t.name] = keep
+        decided.append(Tensor(t.name, t.layers, t.producers, t.readers, t.size_bytes, t.first, t.last, keep, why))
+
+    final = {t.name: t for t in decided}
+    layers = {}
+    for i in costed:
+        name = order[i]
+        ins = tuple(tensor_of[s] for s in graph.layer(name).inputs)
+        live = sum(t.size_bytes for t in decided if t.resident and t.live_at(i))
+        layers[name] = LayerActivations(name, ins, tuple(final[s].resident for s in ins), tensor_of[name],
+                                        final[tensor_of[name]].resident, live)
+    return ActivationPlan(hw.policies.activations, level.name if level is not None else None, cap,
+                          tuple(decided), layers, tuple(order))
+
+
+def _kib(x: float) -> str:
+    from ..units import format_bytes
+    return format_bytes(x)

@@ -1,0 +1,248 @@
+"""CPU backend: Numba kernels (cpu_kernels) plus BLAS sgemm through numpy for conv and fc.
+
+Convolution is im2col + GEMM in the CNHW layout, in *tasks*: a band of output rows of one sample
+(im2col into a private, cache-sized column buffer, one GEMM per group, bias and ReLU while the band is
+still in cache), or for 1x1 stride-1 unpadded convs a range of output columns (the input already is
+the column matrix).  Tasks run on a pool of Python threads, each calling single-threaded BLAS and serial
+Numba kernels (all release the GIL): two thread pools that busy-wait (OpenBLAS's own and Numba's) never
+compete for the cores.  The other ops are Numba kernels parallel over channels or positions.
+
+A conv/fc from compressed weights decodes its layer into one reused buffer before the GEMM, or, for
+fc layers where it is cheaper, multiplies on the sparse form directly
+(:func:`cpu_kernels.sparse_matmul`).
+"""
+from __future__ import annotations
+
+import itertools
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import numpy as np
+
+from . import cpu_kernels as K
+from .store import SparseWeights
+
+# Column-matrix elements per im2col band (1 MiB of float32): small enough to stay in L2 for the GEMM.
+COLS_BAND_ELEMENTS = 1 << 18
+# Output elements per task of a 1x1 conv (512 KiB): the bias/ReLU pass then finds them in cache.
+OUT_CHUNK_ELEMENTS = 1 << 17
+
+
+def _blas_controller():
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
+
+
+class CpuBackend:
+    """Runs plan steps on numpy arrays; every method writes into the ``out`` view it is given."""
+    name = "cpu"
+    xp = np
+
+    def __init__(self, threads: int | None = None):
+        import numba
+        if threads is not None:
+            if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
+                from ..errors import SqsimError
+                raise SqsimError(f"threads must be in 1..{numba.config.NUMBA_NUM_THREADS}, got {threads}")
+            numba.set_num_threads(threads)
+        self.threads = numba.get_num_threads()
+        self._blas = _blas_controller()
+        # Without threadpoolctl BLAS cannot be made single-threaded: let it parallelise each GEMM itself
+        # rather than run two multi-threaded GEMMs at once.
+        parallel_tasks = self.threads > 1 and self._blas is not None
+        self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="sqsim") if parallel_tasks else None
+        self._zero_bias: dict[int, np.ndarray] = {}
+
+    @contextmanager
+    def running(self):
+        """Around a run: BLAS single-threaded (the task pool supplies the parallelism)."""
+        if self._blas is None:
+            yield
+            return
+        with self._blas.limit(limits=1, user_api="blas"):
+            yield
+
+    def _tasks(self, n_tasks: int, fn) -> None:
+        """Run ``fn(task, slot)`` for every task on the pool; ``slot`` < threads names a private buffer."""
+        if self._pool is None or n_tasks == 1:
+            for t in range(n_tasks):
+                fn(t, 0)
+            return
+        counter = itertools.count()
+
+        def worker(slot):
+            while True:
+                t = next(counter)  # atomic under the GIL
+                if t >= n_tasks:
+                    return
+                fn(t, slot)
+        futures = [self._pool.submit(worker, slot) for slot in range(1, min(self.threads, n_tasks))]
+        try:
+            worker(0)
+        finally:
+            for f in futures:
+                f.result()
+
+    # --- memory ------------------------------------------------------------------------------------
+    def empty(self, n: int) -> np.ndarray:
+        return np.empty(n, np.float32)
+
+    def upload_dense(self, w: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(w, np.float32)
+
+    def upload_sparse(self, sw: SparseWeights) -> SparseWeights:
+        return sw
+
+    def to_host_nchw(self, view: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(view.transpose(1, 0, 2, 3))
+
+    def count_nonzero(self, view: np.ndarray) -> int:
+        return int(np.count_nonzero(view))
+
+    def synchronize(self) -> None:
+        pass
+
+    # --- weights -------------------------------------------------------------------------------------
+    def decode(self, sw: SparseWeights, buf: np.ndarray) -> np.ndarray:
+        """Dense (K, L) view of a compressed layer, decoded into the reused ``buf``."""
+        return sw.decode_into(buf)
+
+    def sparse_matmul(self, sw: SparseWeights, x: np.ndarray, y: np.ndarray) -> None:
+        K.sparse_matmul(*sw.kernel_args(), x, y)
+
+    def _bias(self, bias, k: int):
+        if bias is not None:
+            return bias
+        if k not in self._zero_bias:
+            self._zero_bias[k] = np.zeros(k, np.float32)
+        return self._zero_bias[k]
+
+    # --- ops -----------------------------------------------------------------------------------------
+    def input(self, x: np.ndarray, out: np.ndarray) -> None:
+        K.nchw_to_cnhw(np.ascontiguousarray(x, np.float32), out)
+
+    def conv2d(self, layer, x, out, w2d, bias, relu: bool, cols_buf) -> None:
+        c, n, h, w = x.shape
+        k, _, p, q = out.shape
+        kh, kw = layer.kernel
+        (sh, sw), (ph, pw) = layer.stride, layer.pad
+        y = out.reshape(k, n * p * q)
+        g = layer.groups
+        kg, lg = k // g, (c // g) * kh * kw
+        b = self._bias(bias, k)
+        act = bias is not None or relu
+
+        if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):  # the input is the column matrix
+            cols_all = x.reshape(c, n * h * w)
+            m = n * h * w
+            chunk = max(32, min(-(-m // (2 * self.threads)), OUT_CHUNK_ELEMENTS // k))
+
+            def one(t, slot):
+                m0, m1 = t * chunk, min(m, (t + 1) * chunk)
+                for i in range(g):
+                    np.matmul(w2d[i * kg:(i + 1) * kg], cols_all[i * lg:(i + 1) * lg, m0:m1],
+                              out=y[i * kg:(i + 1) * kg, m0:m1])
+                if act:
+                    K.bias_act(y, b, m0, m1, relu)
+            self._tasks(-(-m // chunk), one)
+            return
+
+        rows = c * kh * kw
+        band = self._band(rows, n, p, q)
+        bands = -(-p // band)
+        slot_size = rows * band * q
+
+        def one(t, slot):
+            s, p0 = divmod(t, bands)
+            p0 *= band
+            p1 = min(p, p0 + band)
+            m0, m1 = s * p * q + p0 * q, s * p * q + p1 * q
+            cols = cols_buf[slot * slot_size: slot * slot_size + rows * (m1 - m0)].reshape(rows, m1 - m0)
+            K.im2col(x, s, p0, p1, kh, kw, sh, sw, ph, pw, q, cols)
+            for i in range(g):
+                np.matmul(w2d[i * kg:(i + 1) * kg], cols[i * lg:(i + 1) * lg], out=y[i * kg:(i + 1) * kg, m0:m1])
+            if act:
+                K.bias_act(y, b, m0, m1, relu)
+        self._tasks(n * bands, one)
+
+    def _band(self, rows: int, n: int, p: int, q: int) -> int:
+        """Output rows per im2col task: the column matrix fits COLS_BAND_ELEMENTS, and there are at least
+        about four tasks per thread."""
+        band = max(1, min(p, COLS_BAND_ELEMENTS // max(1, rows * q)))
+        per_sample = -(-4 * self.threads // n)  # bands per sample for enough tasks
+        return max(1, min(band, -(-p // per_sample)))
+
+    def cols_elements(self, rows: int, n: int, p: int, q: int) -> int:
+        """Size of the im2col buffer :meth:`conv2d` needs: one band per thread."""
+        return self.threads * rows * self._band(rows, n, p, q) * q
+
+    def fc_features(self, x, feat_buf) -> np.ndarray:
+        """The fc input as a (features, N) matrix in Caffe's flatten order (C, H, W)."""
+        c, n, h, w = x.shape
+        if h * w == 1:
+            return x.reshape(c, n)
+        f = feat_buf[: c * h * w * n].reshape(c * h * w, n)
+        K.features_to_columns(x.reshape(c, n, h * w), f)
+        return f
+
+    def fc(self, x, out, w2d, bias, relu: bool, feat_buf) -> None:
+        xf = self.fc_features(x, feat_buf)
+        k, n = out.shape[0], out.shape[1]
+        y = out.reshape(k, n)
+        b = self._bias(bias, k)
+        rows = max(1, -(-k // (2 * self.threads)))  # blocks of output rows: W is read once, in parallel
+
+        def one(t, slot):
+            k0, k1 = t * rows, min(k, (t + 1) * rows)
+            np.matmul(w2d[k0:k1], xf, out=y[k0:k1])
+            if bias is not None or relu:
+                K.bias_act(y[k0:k1], b[k0:k1], 0, n, relu)
+        self._tasks(-(-k // rows), one)
+
+    def fc_sparse(self, x, out, sw: SparseWeights, bias, relu: bool, feat_buf) -> None:
+        xf = self.fc_features(x, feat_buf)
+        y = out.reshape(out.shape[0], out.shape[1])
+        self.sparse_matmul(sw, xf, y)
+        if bias is not None or relu:
+            K.bias_act(y, self._bias(bias, y.shape[0]), 0, y.shape[1], relu)
+
+    def maxpool(self, layer, x, out) -> None:
+        c, n, h, w = x.shape
+        K.max_pool(x.reshape(c * n, h, w), *layer.kernel, *layer.stride, *layer.pad,
+                   out.reshape(c * n, out.shape[2], out.shape[3]))
+
+    def avgpool(self, layer, x, out) -> None:
+        c, n, h, w = x.shape
+        K.avg_pool(x.reshape(c * n, h, w), *layer.kernel, *layer.stride, *layer.pad,
+                   out.reshape(c * n, out.shape[2], out.shape[3]))
+
+    def global_avgpool(self, x, out) -> None:
+        c, n, h, w = x.shape
+        K.global_avg_pool(x.reshape(c * n, h * w), out.reshape(c * n))
+
+    def lrn(self, layer, x, out) -> None:
+        c = x.shape[0]
+        K.lrn_across_channels(x.reshape(c, -1), layer.local_size, float(layer.alpha), float(layer.beta),
+                              float(layer.k), out.reshape(c, -1))
+
+    def relu(self, x, out) -> None:
+        K.relu(x.reshape(-1), out.reshape(-1))
+
+    def add(self, xs, out) -> None:
+        K.add(xs[0].reshape(-1), xs[1].reshape(-1), out.reshape(-1))
+        for x in xs[2:]:
+            K.add(out.reshape(-1), x.reshape(-1), out.reshape(-1))
+
+    def copy(self, src, dst) -> None:
+        np.copyto(dst, src)
+
+    def softmax(self, x, out) -> None:
+        c = x.shape[0]
+        K.softmax_channels(x.reshape(c, -1), out.reshape(c, -1))
+
+    def flatten(self, x, out) -> None:
+        c, n, h, w = x.shape
+        K.features_to_columns(x.reshape(c, n, h * w), out.reshape(c * h * w, n))

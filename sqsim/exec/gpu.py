@@ -1,0 +1,222 @@
+"""GPU backend: CuPy arrays, cuBLAS GEMM (``cupy.matmul``) and the numba.cuda kernels of
+:mod:`sqsim.exec.cuda_kernels`; the same plan and interface as the CPU backend.
+
+With ``NUMBA_ENABLE_CUDASIM=1`` (and no usable GPU) the backend runs the same kernels in Numba's CUDA
+simulator on numpy arrays: slow, for testing the kernels and this module where there is no GPU.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import SqsimError
+from .store import SparseWeights
+
+
+def _simulating() -> bool:
+    from numba import config
+    return bool(config.ENABLE_CUDASIM)
+
+
+def gpu_unavailable_reason() -> str | None:
+    """Why ``device='gpu'`` cannot run here, or None when it can (CuPy importable and a CUDA GPU)."""
+    if _simulating():
+        return None
+    try:
+        import cupy
+    except ImportError:
+        return "CuPy is not installed (pip install cupy-cuda12x, or the build matching your CUDA)"
+    try:
+        if not cupy.cuda.is_available():
+            return "CuPy finds no usable CUDA GPU"
+    except Exception as e:  # noqa: BLE001 - a broken driver install raises its own types
+        return f"CuPy cannot reach a CUDA GPU ({e})"
+    return None
+
+
+@dataclass(frozen=True, eq=False)
+class DeviceSparse:
+    """A :class:`SparseWeights` with its arrays on the device and one checkpoint per row."""
+    args: tuple
+    rows: int
+    row_len: int
+    resident_bytes: int
+
+    def kernel_args(self) -> tuple:
+        return self.args
+
+
+class GpuBackend:
+    """Runs plan steps on the GPU; every method writes into the ``out`` view it is given."""
+    name = "gpu"
+
+    def __init__(self):
+        reason = gpu_unavailable_reason()
+        if reason:
+            raise SqsimError(f"device 'gpu': {reason}; use --device cpu")
+        from numba import cuda
+
+        from . import cuda_kernels
+        self.K = cuda_kernels
+        self._cuda = cuda
+        if _simulating():
+            self.xp = np
+        else:
+            import cupy
+            from numba import config
+            self.xp = cupy
+            # Every kernel and cuBLAS call goes to the legacy default stream, so launches are ordered;
+            # do not synchronise the host on each CuPy array handed to a Numba kernel.
+            config.CUDA_ARRAY_INTERFACE_SYNC = False
+        self._zero_bias: dict[int, object] = {}
+        self._views: dict = {}
+
+    # --- memory ----------------------------------------------------------------------------------------
+    def empty(self, n: int):
+        return self.xp.empty(n, self.xp.float32)
+
+    def upload_dense(self, w):
+        return self.xp.asarray(np.ascontiguousarray(w, np.float32))
+
+    def upload_sparse(self, sw: SparseWeights) -> DeviceSparse:
+        fine = sw.reblocked(sw.rows)  # a checkpoint per row: one thread per row
+        args = tuple(self.xp.asarray(a) if isinstance(a, np.ndarray) else a for a in fine.kernel_args())
+        nbytes = sum(int(a.nbytes) for a in args if hasattr(a, "nbytes"))
+        return DeviceSparse(args, sw.rows, sw.row_len, nbytes)
+
+    def to_host_nchw(self, view) -> np.ndarray:
+        host = view if self.xp is np else self.xp.asnumpy(view)
+        return np.ascontiguousarray(host.transpose(1, 0, 2, 3))
+
+    def count_nonzero(self, view) -> int:
+        return int(self.xp.count_nonzero(view))
+
+    def synchronize(self) -> None:
+        if self.xp is not np:
+            self._cuda.synchronize()
+            self.xp.cuda.Device().synchronize()
+
+    @contextmanager
+    def running(self):
+        yield
+
+    def _launch(self, kernel, n: int, *args):
+        blocks, threads = self.K.grid(n)
+        if self.xp is not np:  # hand Numba its own device-array views of CuPy arrays (cached: cheaper launches)
+            args = tuple(self._device_view(a) if hasattr(a, "__cuda_array_interface__") else a for a in args)
+        kernel[blocks, threads](*args)
+
+    def _device_view(self, a):
+        key = (a.data.ptr, a.shape, a.strides, a.dtype.str)
+        view = self._views.get(key)
+        if view is None:
+            if len(self._views) > 4096:
+                self._views.clear()
+            view = self._views[key] = self._cuda.as_cuda_array(a)
+        return view
+
+    # --- weights ---------------------------------------------------------------------------------------
+    def decode(self, sw: DeviceSparse, buf):
+        flat = buf[: sw.rows * sw.row_len]
+        self._launch(self.K.decode_blocks, sw.rows, *sw.kernel_args(), flat)
+        return flat.reshape(sw.rows, sw.row_len)
+
+    def _bias(self, bias, k: int):
+        if bias is not None:
+            return bias
+        if k not in self._zero_bias:
+            self._zero_bias[k] = self.xp.zeros(k, self.xp.float32)
+        return self._zero_bias[k]
+
+    @staticmethod
+    def cols_elements(rows: int, n: int, p: int, q: int) -> int:  # noqa: D102
+        """Size of the im2col buffer :meth:`conv2d` needs (the whole batch at once)."""
+        return rows * n * p * q
+
+    # --- ops -------------------------------------------------------------------------------------------
+    def input(self, x: np.ndarray, out) -> None:
+        xd = self.xp.asarray(np.ascontiguousarray(x, np.float32))
+        if self.xp is not np:  # a fresh array each run: not for the view cache
+            xd = self._cuda.as_cuda_array(xd)
+        self._launch(self.K.nchw_to_cnhw, out.size, xd, out)
+
+    def conv2d(self, layer, x, out, w2d, bias, relu: bool, cols_buf) -> None:
+        c, n, h, w = x.shape
+        k, _, p, q = out.shape
+        kh, kw = layer.kernel
+        (sh, sw), (ph, pw) = layer.stride, layer.pad
+        if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):
+            cols = x.reshape(c, n * h * w)
+        else:
+            cols = cols_buf[: c * kh * kw * n * p * q].reshape(c * kh * kw, n * p * q)
+            self._launch(self.K.im2col, cols.size, x, kh, kw, sh, sw, ph, pw, p, q, cols)
+        y = out.reshape(k, n * p * q)
+        g = layer.groups
+        kg, lg = k // g, (c // g) * kh * kw
+        for i in range(g):
+            self.xp.matmul(w2d[i * kg:(i + 1) * kg], cols[i * lg:(i + 1) * lg], out=y[i * kg:(i + 1) * kg])
+        if bias is not None or relu:
+            self._launch(self.K.bias_act, y.size, y, self._bias(bias, k), relu)
+
+    def fc_features(self, x, feat_buf):
+        c, n, h, w = x.shape
+        if h * w == 1:
+            return x.reshape(c, n)
+        f = feat_buf[: c * h * w * n].reshape(c * h * w, n)
+        self._launch(self.K.features_to_columns, x.size, x.reshape(c, n, h * w), f)
+        return f
+
+    def fc(self, x, out, w2d, bias, relu: bool, feat_buf) -> None:
+        xf = self.fc_features(x, feat_buf)
+        y = out.reshape(out.shape[0], out.shape[1])
+        self.xp.matmul(w2d, xf, out=y)
+        if bias is not None or relu:
+            self._launch(self.K.bias_act, y.size, y, self._bias(bias, y.shape[0]), relu)
+
+    def fc_sparse(self, x, out, sw: DeviceSparse, bias, relu: bool, feat_buf) -> None:
+        xf = self.fc_features(x, feat_buf)
+        y = out.reshape(out.shape[0], out.shape[1])
+        self._launch(self.K.sparse_matmul, sw.rows, *sw.kernel_args(), xf, y)
+        if bias is not None or relu:
+            self._launch(self.K.bias_act, y.size, y, self._bias(bias, y.shape[0]), relu)
+
+    def maxpool(self, layer, x, out) -> None:
+        c, n, h, w = x.shape
+        o = out.reshape(c * n, out.shape[2], out.shape[3])
+        self._launch(self.K.max_pool, o.size, x.reshape(c * n, h, w), *layer.kernel, *layer.stride, *layer.pad, o)
+
+    def avgpool(self, layer, x, out) -> None:
+        c, n, h, w = x.shape
+        o = out.reshape(c * n, out.shape[2], out.shape[3])
+        self._launch(self.K.avg_pool, o.size, x.reshape(c * n, h, w), *layer.kernel, *layer.stride, *layer.pad, o)
+
+    def global_avgpool(self, x, out) -> None:
+        c, n, h, w = x.shape
+        self._launch(self.K.global_avg_pool, c * n, x.reshape(c * n, h * w), out.reshape(c * n))
+
+    def lrn(self, layer, x, out) -> None:
+        c = x.shape[0]
+        self._launch(self.K.lrn_across_channels, x.size, x.reshape(c, -1), layer.local_size, float(layer.alpha),
+                     float(layer.beta), float(layer.k), out.reshape(c, -1))
+
+    def relu(self, x, out) -> None:
+        self._launch(self.K.relu, x.size, x.reshape(-1), out.reshape(-1))
+
+    def add(self, xs, out) -> None:
+        self._launch(self.K.add, out.size, xs[0].reshape(-1), xs[1].reshape(-1), out.reshape(-1))
+        for x in xs[2:]:
+            self._launch(self.K.add, out.size, out.reshape(-1), x.reshape(-1), out.reshape(-1))
+
+    def copy(self, src, dst) -> None:
+        dst[...] = src
+
+    def softmax(self, x, out) -> None:
+        c = x.shape[0]
+        xm = x.reshape(c, -1)
+        self._launch(self.K.softmax_channels, xm.shape[1], xm, out.reshape(c, -1))
+
+    def flatten(self, x, out) -> None:
+        c, n, h, w = x.shape
+        self._launch(self.K.features_to_columns, x.size, x.reshape(c, n, h * w), out.reshape(c * h * w, n))

@@ -1,0 +1,343 @@
+"""Compressed weights as the executor holds them: :class:`SparseWeights`.
+
+A layer stays in the form its file stores it (Deep Compression, Han et al. ICLR 2016; REFERENCE.md
+section 3): a codebook, one code per stored entry and one relative index per entry, each stream either
+packed at a fixed width or canonical-Huffman coded.  Entry e sits ``rel_e`` zeros after the previous one
+(``position = cumsum(rel + 1) - 1`` over the flattened Caffe blob) and holds ``codebook[code_e]``.
+
+To decode (or multiply) in parallel without a second copy, the executor records a *checkpoint* at the
+first row of each of a few row blocks: the first entry, the position before it and the bit offset of
+each stream.  That is 40 bytes per block (16 blocks on the CPU), so resident weight memory is the
+compressed size plus the checkpoints (plus one decode buffer for the largest decoded layer).
+
+Variants of the same record: per-entry fp32 values instead of codes (pruned-only storage: ``code_bits``
+0, ``codebook`` holds the values) and no index stream (dense code storage: ``index_bits`` 0, every
+relative index 0).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..errors import FormatError, GraphError
+
+_PAD = 3  # zero bytes after each stream: the kernels read 3 bytes at a time
+ABSENT = np.zeros(3, np.int32)  # the table of an absent stream: T1 = T2 = 0, one entry "symbol 0, 0 bits"
+CPU_BLOCKS = 16
+SERIAL_DECODE_ENTRIES = 1 << 16
+
+
+def pack_fixed(values, bits: int) -> np.ndarray:
+    """Pack unsigned integers of ``bits`` bits each, LSB first (4-bit: low nibble first), the layout of the
+    released SqueezeNet and :mod:`sqsim.compress.bitpack`."""
+    v = np.asarray(values, dtype=np.int64).ravel()
+    if v.size and (v.min() < 0 or v.max() >= (1 << bits)):
+        raise ValueError(f"values must fit in {bits} bits")
+    if bits == 8:
+        return v.astype(np.uint8)
+    return np.packbits(((v[:, None] >> np.arange(bits)) & 1).astype(np.uint8).ravel(), bitorder="little")
+
+
+def _lsb_symbols(packed, bits: int, n: int, where: str) -> np.ndarray:
+    """The ``n`` values of an LSB-first packed stream (checking its length)."""
+    need = (n * bits + 7) // 8
+    packed = np.asarray(packed, np.uint8).ravel()
+    if packed.size < need:
+        raise FormatError(f"{where}: {packed.size} bytes hold fewer than {n} values of {bits} bits")
+    bitmat = np.unpackbits(packed[:need], bitorder="little")[: n * bits].reshape(n, bits)
+    return (bitmat.astype(np.int64) << np.arange(bits)).sum(axis=1)
+
+
+def _msb_stream(symbols, bits: int) -> np.ndarray:
+    """Symbols of ``bits`` bits each, packed MSB first (the kernels' bit order), plus padding."""
+    v = np.asarray(symbols, np.int64)
+    bitmat = ((v[:, None] >> np.arange(bits - 1, -1, -1)) & 1).astype(np.uint8)
+    return np.concatenate([np.packbits(bitmat.ravel()), np.zeros(_PAD, np.uint8)])
+
+
+def _padded(data) -> np.ndarray:
+    return np.concatenate([np.asarray(data, np.uint8).ravel(), np.zeros(_PAD, np.uint8)])
+
+
+def code_table(lengths, lut_bits: int = 8) -> np.ndarray:
+    """The two-level decoding table of a canonical prefix code given its code lengths (layout:
+    :mod:`sqsim.exec.cpu_kernels`).
+
+    Codes are assigned as :mod:`sqsim.compress.huffman` does (by length, then symbol; consecutive
+    integers; RFC 1951 section 3.2.2).  The first level indexes ``T1 = min(longest, lut_bits)`` bits; each first-level prefix of
+    longer codes gets a sub-table over the remaining ``longest - T1`` bits.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    symbols = np.flatnonzero(lengths)
+    if symbols.size == 0:
+        raise ValueError("a prefix code needs at least one symbol")
+    max_len = int(lengths.max())
+    if max_len > 16:
+        raise ValueError(f"code length {max_len} exceeds 16 bits")
+    t1 = min(max_len, lut_bits)
+    t2 = max_len - t1
+    from ..compress.huffman import canonical_codes
+    codes = canonical_codes(lengths).astype(np.int64)
+    first = np.zeros(1 << t1, np.int64)
+    subtables: dict[int, np.ndarray] = {}
+    for sym in symbols:  # one pass over the alphabet (<= 2**16 symbols), not over data
+        length, code = int(lengths[sym]), int(codes[sym])
+        ent = (int(sym) << 8) | length
+        if length <= t1:
+            lo = code << (t1 - length)
+            first[lo: lo + (1 << (t1 - length))] = ent
+        else:
+            prefix = code >> (length - t1)
+            sub = subtables.setdefault(prefix, np.zeros(1 << t2, np.int64))
+            lo = (code << (max_len - length)) & ((1 << t2) - 1)
+            sub[lo: lo + (1 << (max_len - length))] = ent
+    start = 2 + (1 << t1)
+    parts = [np.array([t1, t2], np.int64), first]
+    for prefix, sub in subtables.items():
+        first[prefix] = -start
+        parts.append(sub)
+        start += sub.size
+    return np.concatenate(parts).astype(np.int32)
+
+
+huffman_table = code_table
+
+
+def fixed_table(bits: int) -> np.ndarray:
+    """The table of a fixed-width stream of ``bits`` bits per symbol (MSB first): ``[-bits, 0]``."""
+    return ABSENT if bits == 0 else np.array([-bits, 0], np.int32)
+
+
+def _stream(symbols, bits: int) -> tuple:
+    """``(data, table, largest symbol)`` of a fixed-width stream of ``symbols``."""
+    if bits == 0:
+        return _padded([]), ABSENT, 0
+    symbols = np.asarray(symbols, np.int64)
+    return _msb_stream(symbols, bits), fixed_table(bits), int(symbols.max()) if symbols.size else 0
+
+
+@dataclass(frozen=True, eq=False)
+class SparseWeights:
+    """One conv or fc layer in compressed form, with row-block checkpoints (see the module docstring).
+
+    Attributes
+    ----------
+    name : str
+    weight_shape : tuple of int
+        Caffe layout: conv ``(out, in/groups, kh, kw)``, fc ``(out, in)``.
+    codebook : ndarray of float32
+        Shared values (``2**code_bits``), or one value per entry when ``code_bits`` is 0.
+    code_data, code_table : the code stream (bits MSB first + padding) and its decoding table.
+    code_bits : int
+        Bits per code at fixed width (0: per-entry values, no code stream).
+    rel_data, rel_table : the relative-index stream and its table (absent for a dense layer).
+    index_bits : int
+        Bits per relative index at fixed width (0: no index stream, every index 0).
+    huffman : bool
+        Whether either stream is Huffman coded.
+    n_entries : int
+        Stored entries (kept weights plus fillers).
+    block_row : ndarray of int64 (blocks + 1)
+        First row of each block, and the row count.
+    block_entry, block_prev, block_code_bit, block_rel_bit : ndarray of int64
+        Checkpoint of each block: first entry (and the end), position before it, stream bit offsets.
+    bias : ndarray of float32 or None
+    """
+    name: str
+    weight_shape: tuple
+    codebook: np.ndarray
+    code_data: np.ndarray
+    code_table: np.ndarray
+    code_bits: int
+    rel_data: np.ndarray
+    rel_table: np.ndarray
+    index_bits: int
+    n_entries: int
+    block_row: np.ndarray
+    block_entry: np.ndarray
+    block_prev: np.ndarray
+    block_code_bit: np.ndarray
+    block_rel_bit: np.ndarray
+    bias: np.ndarray | None
+    huffman: bool = False
+
+    # --- construction ------------------------------------------------------------------------------
+    @classmethod
+    def from_symbols(cls, name: str, weight_shape, codebook, codes, rel, bias=None, *, code_bits: int,
+                     index_bits: int, blocks: int = CPU_BLOCKS) -> "SparseWeights":
+        """From one code and one relative index per entry (fixed-width streams).
+
+        ``codes`` None stores per-entry values: ``codebook`` then holds one float32 per entry.
+        ``rel`` None means a dense layer (one entry per weight).
+        """
+        n = int(np.size(rel)) if rel is not None else int(np.size(codes if codes is not None else codebook))
+        if codes is not None and np.size(codes) != n:
+            raise FormatError(f"layer {name!r}: {np.size(codes)} codes but {n} relative indices")
+        for nm, arr, bits in (("code", codes, code_bits), ("relative index", rel, index_bits)):
+            if arr is not None and np.size(arr) and (np.min(arr) < 0 or np.max(arr) >= (1 << bits)):
+                raise FormatError(f"layer {name!r}: a {nm} is outside 0..{(1 << bits) - 1} ({bits} bits)")
+        cbits = code_bits if codes is not None else 0
+        ibits = index_bits if rel is not None else 0
+        cdata, ctable, cmax = _stream(codes if codes is not None else [], cbits)
+        rdata, rtable, _ = _stream(rel if rel is not None else [], ibits)
+        return cls._build(name, weight_shape, codebook, cdata, ctable, cbits, rdata, rtable, ibits, n, bias, blocks,
+                          max_code=cmax, huffman=False)
+
+    @classmethod
+    def from_compressed_layer(cls, cl, blocks: int = CPU_BLOCKS, huffman_at_load: bool = False):
+        """From a :class:`sqsim.compress.CompressedLayer`, keeping its streams as compressed as they are
+        (Huffman streams as stored; fixed-width ones repacked MSB first, same size).  With
+        ``huffman_at_load``, Huffman streams are decoded once here to fixed width (the P+Q form: larger,
+        faster to decode per run).  Returns None for dense fp32 storage (nothing to decode: use
+        ``cl.decode()``)."""
+        cl.validate()  # FormatError naming the file and layer on any bad stream
+        if cl.storage == "dense_fp32":
+            return None
+        where = cl.source or f"layer {cl.name!r}"
+
+        def stream(st, bits):
+            if st.encoding == "huffman" and huffman_at_load:
+                symbols = cl.code_array() if st is cl.values else cl.index_array()
+                return _stream(symbols, bits)
+            if st.encoding == "huffman":
+                present = np.flatnonzero(st.huffman_lengths)
+                return _padded(st.data), code_table(st.huffman_lengths), int(present.max()) if present.size else 0
+            return _stream(_lsb_symbols(st.data, bits, st.count, where), bits)
+
+        if cl.weight_bits is None:  # per-entry fp32 values
+            codebook = np.asarray(cl.value_array(), np.float32)
+            cdata, ctable, cmax, cbits = _padded([]), ABSENT, 0, 0
+        else:
+            codebook = np.asarray(cl.codebook, np.float32)
+            (cdata, ctable, cmax), cbits = stream(cl.values, cl.weight_bits), cl.weight_bits
+        if cl.index is None:
+            rdata, rtable, ibits = _padded([]), ABSENT, 0
+        else:
+            (rdata, rtable, _), ibits = stream(cl.index, cl.index_bits), cl.index_bits
+        huff = not huffman_at_load and (cl.values.encoding == "huffman" or
+                                        (cl.index is not None and cl.index.encoding == "huffman"))
+        return cls._build(cl.name, cl.weight_shape, codebook, cdata, ctable, cbits, rdata, rtable, ibits,
+                          cl.entries, cl.bias, blocks, source=where, max_code=cmax, huffman=huff)
+
+    @classmethod
+    def _build(cls, name, weight_shape, codebook, code_data, code_table, code_bits, rel_data, rel_table,
+               index_bits, n_entries, bias, blocks, source=None, max_code=0, huffman=False):
+        from . import cpu_kernels as K
+        where = source or f"layer {name!r}"
+        shape = tuple(int(s) for s in weight_shape)
+        rows = shape[0]
+        row_len = int(np.prod(shape[1:]))
+        codebook = np.ascontiguousarray(codebook, dtype=np.float32).ravel()
+        if not np.all(np.isfinite(codebook)):
+            raise FormatError(f"{where}: codebook contains NaN or infinity")
+        if code_bits == 0 and codebook.size != n_entries:
+            raise FormatError(f"{where}: {codebook.size} values for {n_entries} entries")
+        if code_bits and n_entries and max_code >= codebook.size:
+            raise FormatError(f"{where}: code {max_code} is outside the codebook of {codebook.size} values")
+        if bias is not None:
+            bias = np.ascontiguousarray(bias, dtype=np.float32).ravel()
+            if bias.shape != (rows,):
+                raise FormatError(f"{where}: bias has {bias.size} values; expected {rows}")
+        nb = max(1, min(int(blocks), rows))
+        block_row = (np.arange(nb + 1, dtype=np.int64) * rows) // nb
+        block_entry = np.zeros(nb + 1, np.int64)
+        block_prev, block_cbit, block_rbit = (np.zeros(nb, np.int64) for _ in range(3))
+        status = K.scan_checkpoints(code_data, code_table, code_bits == 0, rel_data, rel_table, int(n_entries),
+                                    rows * row_len, row_len, block_row, block_entry, block_prev, block_cbit,
+                                    block_rbit)
+        if status == -1:
+            raise FormatError(f"{where}: a code or index stream holds an invalid code or ends early")
+        if status == -2:
+            raise FormatError(f"{where}: the sparse entries run past the {rows * row_len} weights of shape {shape}")
+        return cls(name, shape, codebook, code_data, code_table, int(code_bits), rel_data, rel_table,
+                   int(index_bits), int(n_entries), block_row, block_entry, block_prev, block_cbit, block_rbit,
+                   bias, bool(huffman))
+
+    def reblocked(self, blocks: int) -> "SparseWeights":
+        """The same layer with checkpoints for ``blocks`` row blocks (the GPU wants one per row)."""
+        return SparseWeights._build(self.name, self.weight_shape, self.codebook, self.code_data, self.code_table,
+                                    self.code_bits, self.rel_data, self.rel_table, self.index_bits, self.n_entries,
+                                    self.bias, blocks, huffman=self.huffman)
+
+    # --- properties ---------------------------------------------------------------------------------
+    @property
+    def rows(self) -> int:
+        return self.weight_shape[0]
+
+    @property
+    def row_len(self) -> int:
+        return int(np.prod(self.weight_shape[1:]))
+
+    @property
+    def resident_bytes(self) -> int:
+        """Bytes held: codebook (or values), both streams and their tables, checkpoints, bias."""
+        arrays = (self.codebook, self.code_data, self.rel_data, self.block_row, self.block_entry, self.block_prev,
+                  self.block_code_bit, self.block_rel_bit)
+        tables = sum(t.nbytes for t in (self.code_table, self.rel_table) if t is not ABSENT)
+        return sum(a.nbytes for a in arrays) + tables + (self.bias.nbytes if self.bias is not None else 0)
+
+    def kernel_args(self) -> tuple:
+        """The arguments the decode and sparse-matmul kernels take, in order."""
+        return (self.codebook, self.code_data, self.code_table, self.code_bits == 0, self.rel_data, self.rel_table,
+                self.block_row, self.block_entry, self.block_prev, self.block_code_bit, self.block_rel_bit,
+                self.row_len)
+
+    # --- decoding -------------------------------------------------------------------------------------
+    def decode_into(self, out: np.ndarray) -> np.ndarray:
+        """Decode into ``out`` (float32, >= rows x row_len elements, reused); returns the (rows, row_len) view."""
+        from . import cpu_kernels as K
+        flat = out.reshape(-1)[: self.rows * self.row_len]
+        # below ~64K entries a parallel launch costs more than it saves
+        decode = K.decode_blocks if self.n_entries >= SERIAL_DECODE_ENTRIES else K.decode_blocks_serial
+        decode(*self.kernel_args(), flat)
+        return flat.reshape(self.rows, self.row_len)
+
+    def to_dense(self):
+        """Dense :class:`~sqsim.weights.LayerWeights` in the Caffe layout."""
+        from ..weights import LayerWeights
+        w = self.decode_into(np.empty(self.rows * self.row_len, np.float32))
+        return LayerWeights(w.reshape(self.weight_shape).copy(), None if self.bias is None else self.bias.copy())
+
+    def with_bias(self, bias) -> "SparseWeights":
+        return replace(self, bias=None if bias is None else np.ascontiguousarray(bias, np.float32))
+
+
+def sparse_from_model(model, blocks: int = CPU_BLOCKS, huffman_at_load: bool = False) -> dict:
+    """``{layer: SparseWeights or LayerWeights}`` from a :class:`sqsim.compress.CompressedModel`: compressed
+    layers stay compressed (see :meth:`SparseWeights.from_compressed_layer`); dense fp32 layers (nothing to
+    decode) come back as LayerWeights."""
+    layers = getattr(model, "layers", None)
+    if not isinstance(layers, dict):
+        raise GraphError(f"expected weights ({{layer: LayerWeights}}) or a compressed model, got "
+                         f"{type(model).__name__}")
+    out = {}
+    for name, cl in layers.items():
+        sw = SparseWeights.from_compressed_layer(cl, blocks, huffman_at_load)
+        out[name] = cl.decode() if sw is None else sw
+    return out
+
+
+def check_sparse_against(graph, sparse: dict, source: str = "model", partial: bool = False) -> None:
+    """Check that ``sparse`` (``{layer: SparseWeights}``) fits the graph's weighted layers exactly (with
+    ``partial``: fits those it names, the others being given densely)."""
+    expected = {l.name for l in graph.weighted_layers()}
+    missing = [] if partial else sorted(expected - set(sparse))
+    extra = sorted(set(sparse) - expected)
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"no weights for layer(s) {', '.join(missing)}")
+        if extra:
+            parts.append(f"weights for layer(s) {', '.join(extra)} the network does not have")
+        raise GraphError(f"{source}: {'; '.join(parts)} (model and architecture {graph.name!r} do not match)")
+    for name in sorted(set(sparse)):
+        info = graph.info(name)
+        sw = sparse[name]
+        if tuple(sw.weight_shape) != tuple(info.weight_shape) and \
+                not (info.op == "fc" and sw.rows * sw.row_len == info.weights and sw.rows == info.weight_shape[0]):
+            raise GraphError(f"{source}: layer {name!r}: weight shape {tuple(sw.weight_shape)} does not match "
+                             f"the architecture's {tuple(info.weight_shape)}")
+        if bool(info.biases) != (sw.bias is not None):
+            raise GraphError(f"{source}: layer {name!r}: the architecture {'has' if info.biases else 'has no'} "
+                             f"bias but the model {'has none' if sw.bias is None else 'has one'}")
