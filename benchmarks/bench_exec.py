@@ -114,7 +114,8 @@ def worker(kind: str, files: dict, batch: int, device: str, threads: int) -> Non
 
 
 def thread_env(threads: int) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    # the repository first, then whatever PYTHONPATH the caller set (e.g. carried wheels on a GPU machine)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
     for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[k] = str(threads)
     return env

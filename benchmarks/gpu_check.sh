@@ -3,19 +3,22 @@
 #
 # Run from the repository root on the device machine, e.g. with the device tool:
 #   run(command="bash benchmarks/gpu_check.sh", timeout_s=540, carry=[".whl"])   # .whl only if needed
-# What it does, logging everything under $OUT (default ./out-gpu):
-#   1. installs any wheels carried in .whl/ (none are needed on the 'cuda' image, which already has
-#      numpy, numba, numba-cuda, cupy-cuda13x, onnx, onnxruntime, pillow, pyyaml, networkx, rich,
-#      threadpoolctl, pytest), then puts the repository on PYTHONPATH (sqsim is not pip-installed there);
+# What it does, logging everything under $OUT (default /tmp/sqsim-gpu-check):
+#   1. installs any wheels carried in .whl/, then puts the repository on PYTHONPATH (sqsim is not pip-installed
+#      there). The 'cuda' image has numba, numba-cuda, cupy-cuda13x, onnx, onnxruntime, pillow, pyyaml,
+#      networkx, rich, threadpoolctl and pytest, but its numpy 2.5 breaks numba-cuda 0.30's kernel compiler
+#      (np.row_stack is gone): carry numpy 2.4 as a wheel (seen 2026-11-26 on an H200):
+#        pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#          --platform manylinux_2_28_x86_64 -d .whl numpy==2.4.6
 #   2. env.txt: versions, the GPU CuPy sees, and a one-kernel numba.cuda smoke test;
 #   3. gpu_tests.log: pytest -m gpu (GPU vs CPU on SqueezeNet v1.0, complex bypass, AlexNet, dense and
 #      compressed; the released SqueezeNet on red_panda.png), plus the CUDA-simulator test;
 #   4. bench_gpu.log / bench_gpu.json: images/s of sqsim on the GPU (dense and compressed) against ONNX
 #      Runtime (CUDA provider if that build has one, else CPU on all 16 cores), batch 1 and 16.
-# Each step has its own time limit so the whole script ends in about 8 minutes at most.
+# Each step has its own time limit (2 + 3 + 5 minutes) so the whole script ends within about 8.5 minutes.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
-OUT="${OUT:-$PWD/out-gpu}"
+OUT="${OUT:-/tmp/sqsim-gpu-check}"
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 
@@ -64,7 +67,7 @@ EOF
 } 2>&1 | tee "$OUT/env.txt"
 
 echo "== GPU tests" | tee "$OUT/gpu_tests.log"
-timeout 240 python3 -m pytest tests/test_exec_gpu.py -q -rs -p no:cacheprovider 2>&1 | tee -a "$OUT/gpu_tests.log"
+timeout 180 python3 -m pytest tests/test_exec_gpu.py -q -rs -p no:cacheprovider 2>&1 | tee -a "$OUT/gpu_tests.log"
 tests_rc=$?
 
 echo "== GPU benchmark" | tee "$OUT/bench_gpu.log"

@@ -168,7 +168,7 @@ def _print_tables(results, args, graph) -> None:
     from .console import make_console
     console = make_console()
     for r in results:
-        t = Table(title=f"{r['image']}  ({args.model}, {args.device})", header_style="bold")
+        t = Table(title=r["image"], caption=f"{args.model} on {args.device}", header_style="bold")
         t.add_column("rank", justify="right")
         t.add_column("class", justify="right")
         t.add_column("label")

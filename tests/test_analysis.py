@@ -2,6 +2,7 @@
 the per-layer mapping JSON for every shipped network on every shipped hardware model."""
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -18,9 +19,17 @@ from conftest import need_shared
 
 ARCHS = sorted((REPO_ROOT / "archs").glob("*.yaml"))
 HWS = sorted((REPO_ROOT / "hwmodels").glob("*.yaml"))
+HWS_BY_NAME = {p.stem: p for p in HWS}
 SQUEEZENET = REPO_ROOT / "archs" / "squeezenet.yaml"
 ALEXNET = REPO_ROOT / "archs" / "alexnet.yaml"
 FPGA = REPO_ROOT / "hwmodels" / "fpga.yaml"
+
+
+@functools.lru_cache(maxsize=None)
+def report(arch: str, hwname: str, dense: bool = False, policy: str | None = None):
+    """``analyze`` of a shipped network on a shipped model (default or given activation policy)."""
+    hw = load_hw(HWS_BY_NAME[hwname], [f"policies.activations={policy}"] if policy else [])
+    return analyze(load(REPO_ROOT / "archs" / f"{arch}.yaml"), hw, dense=dense)
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +67,69 @@ def test_alexnet_dense_and_compressed_do_not_fit_the_fpga(graphs, hws):
                                                                               dense=True).fit.weight_bytes / 20
 
 
-def test_squeezenet_moves_far_fewer_dram_bytes_than_alexnet(graphs, hws):
-    for name, hw in hws.items():
-        sq = analyze(graphs["squeezenet"], hw).dram_bytes_per_inference
-        alex_dense = analyze(graphs["alexnet"], hw, dense=True).dram_bytes_per_inference
-        assert alex_dense / sq > 3, name
+def test_squeezenet_moves_far_fewer_dram_bytes_than_dense_alexnet(graphs, hws):
+    """The issue's done-when, against dense AlexNet: compressed SqueezeNet moves far fewer DRAM bytes
+    on every shipped model, with each model's default activation policy and with ``dram``."""
+    for name in hws:
+        for policy in (None, "dram"):
+            sq = report("squeezenet", name, policy=policy).dram_bytes_per_inference
+            alex_dense = report("alexnet", name, dense=True, policy=policy).dram_bytes_per_inference
+            assert alex_dense / sq > 3, (name, policy)
+
+
+def test_squeezenet_against_compressed_alexnet_is_set_by_its_spilled_feature_maps(graphs, hws):
+    """The done-when against *compressed* AlexNet does not hold, and this is why (what is true).
+
+    Compressed AlexNet's DRAM traffic is essentially its compressed weights (9.2 MiB at the
+    profile's widths, streamed once per inference because they do not fit on any shipped model);
+    compressed SqueezeNet's is essentially its spilled feature maps, each written once and read
+    once.  On the FPGA (activations on chip) the only tensors SqueezeNet spills are the image, the
+    two feature maps larger than the whole BRAM at fp32 (conv1 96x111x111 = 4.5 MiB, fire4's
+    concat 256x55x55 = 3.0 MiB) and the output; they alone outweigh AlexNet's weights.  On the
+    systolic array (8-bit activations, SCALE-Sim's per-layer DRAM round trips) the two are close.
+    """
+    g = graphs["squeezenet"]
+    fpga = hws["fpga"]
+    sq, ax = report("squeezenet", "fpga"), report("alexnet", "fpga")
+    word = fpga.word_bytes
+    spilled = {t.name for t in sq.activations.tensors if not t.resident}
+    assert spilled == {"data", "conv1", "fire4/concat", "prob"}
+    capacity = fpga.level("bram").total_capacity_bytes
+    assert g.info("conv1").output_elements * word > capacity - sq.fit.weight_bytes
+    assert g.info("fire4/concat").output_elements * word > capacity - sq.fit.weight_bytes
+    # DRAM = weights once + the image (conv1's tiles refetch a few halo rows) + each spilled
+    # feature map written once and read once + the output
+    big = sum(g.info(n).output_elements for n in ("conv1", "fire4/concat")) * word
+    image = sq.layer("conv1").dram_reads_bytes["inputs"]
+    assert 1 <= image / (g.info("data").output_elements * word) < 1.1
+    expected = sq.fit.weight_bytes + image + 2 * big + g.info("prob").output_elements * word
+    assert sq.dram_bytes_per_inference == pytest.approx(expected)
+    # AlexNet: weights streamed once, every activation on chip except the image and the output
+    assert all(t.resident for t in ax.activations.tensors if t.name not in ("data", "prob"))
+    assert ax.total.dram_reads_bytes["weights"] == pytest.approx(ax.fit.weight_bytes)
+    assert 2 * big > ax.dram_bytes_per_inference > sq.dram_bytes_per_inference / 2
+    for name in hws:
+        s = report("squeezenet", name).dram_bytes_per_inference
+        a = report("alexnet", name).dram_bytes_per_inference
+        if name == "systolic":
+            assert a / 1.5 < s < a, name        # close: SqueezeNet slightly below
+        else:
+            assert a < s < 2 * a, name          # SqueezeNet above, by less than 2x
+
+
+def test_on_chip_activations_cut_dram_bytes_where_tensors_fit(graphs, hws):
+    """The policy's effect on each model with an activation buffer shared by inputs and outputs."""
+    for name in ("fpga", "eyeriss", "eie"):
+        r = {p: report("squeezenet", name, policy=p) for p in ("dram", "on_chip")}
+        saved = r["dram"].dram_bytes_per_inference - r["on_chip"].dram_bytes_per_inference
+        kept = r["on_chip"].activations.resident_bytes
+        # each resident tensor saves at least its write and one read
+        assert saved >= 2 * kept > 0, name
+        assert r["dram"].activations.resident_bytes == 0
+    # the FPGA's 2.4 MiB of BRAM keeps most of SqueezeNet's feature maps; EIE's 128 KiB and
+    # Eyeriss's 108 KiB keep only small ones
+    fpga = report("squeezenet", "fpga")
+    assert fpga.activations.resident_bytes > fpga.activations.spilled_bytes
 
 
 def test_released_model_weights(graphs, hws):
@@ -116,12 +183,19 @@ def test_activation_density(graphs, hws):
 @pytest.mark.parametrize("arch", ARCHS, ids=lambda p: p.stem)
 def test_mapping_json_for_every_compute_layer(graphs, hws, arch, hwpath):
     g, hw = graphs[arch.stem], hws[hwpath.stem]
-    d = json.loads(json.dumps(analyze(g, hw).to_dict()))
+    d = json.loads(json.dumps(report(arch.stem, hwpath.stem).to_dict()))
     compute = {l.name for l in g.weighted_layers()}
     seen = set()
     for layer in d["layers"]:
-        for key in ("name", "cycles", "dram_bytes", "energy_j"):
+        for key in ("name", "cycles", "dram_bytes", "energy_j", "mapping", "dram_reads", "dram_writes"):
             assert key in layer
+        acts = layer["activations"]
+        # a resident input is not read from DRAM, a resident output not written; spilled ones are
+        assert (layer["dram_reads"]["inputs"] == 0) == acts["input_resident"]
+        assert (layer["dram_writes"]["outputs"] == 0) == acts["output_resident"]
+        assert acts["input_resident"] == all(i["resident"] for i in acts["inputs"])
+        if hw.policies.activations == "dram":
+            assert not acts["input_resident"] and not acts["output_resident"]
         if layer["name"] not in compute:
             assert layer["mapping"] is None
             continue
@@ -136,11 +210,15 @@ def test_mapping_json_for_every_compute_layer(graphs, hws, arch, hwpath):
             assert set(m[key]) == {"weights", "inputs", "outputs"} and all(v >= 0 for v in m[key].values())
         # the mapping's bytes are the layer's (batch 1)
         assert sum(m["dram_reads"].values()) + sum(m["dram_writes"].values()) == pytest.approx(layer["dram_bytes"])
-        assert m["dram_reads"]["inputs"] >= 0 and m["dram_writes"]["outputs"] > 0
+        assert m["dram_reads"] == layer["dram_reads"] and m["dram_writes"] == layer["dram_writes"]
     assert seen == compute
     for key in ("cycles", "dram_bytes", "energy_j", "latency_s"):
         assert d["totals"][key] > 0
     assert set(d["fit"]) >= {"weights_on_chip", "margin_bytes"}
+    a = d["activations"]
+    assert a["policy"] == hw.policies.activations
+    assert a["onchip_bytes"] == pytest.approx(sum(t["size_bytes"] for t in a["tensors"] if t["resident"]))
+    assert a["tensors_resident"] == sum(t["resident"] for t in a["tensors"]) <= a["tensors_total"]
 
 
 def test_compare_ratios(graphs):
@@ -148,7 +226,8 @@ def test_compare_ratios(graphs):
     rows = c.to_rows()
     assert rows[0]["dram_ratio_vs_first"] == 1.0
     assert rows[1]["dram_ratio_vs_first"] == pytest.approx(rows[0]["dram_bytes"] / rows[1]["dram_bytes"])
-    assert "alexnet / squeezenet_v1.0" in c.ratio_lines()[0]
+    assert "alexnet / squeezenet_v1.0" in c.ratio_lines()[0] and "(activations on_chip)" in c.ratio_lines()[0]
+    assert rows[1]["activation_policy"] == "on_chip" and rows[1]["activation_onchip_bytes"] > 0
 
 
 def test_report_views(graphs, hws):

@@ -42,8 +42,14 @@ def test_table_output_says_fit_and_margin(capsys):
     assert rc == 0
     assert "fits, margin +" in out and "weights loaded once per batch" in out
     assert "DRAM per inference" in out and "energy per inference" in out and "frames/s" in out
+    assert "activations (policy on_chip, in bram" in out and "stay on chip; spilled to DRAM: data" in out
+    row = {l.split()[1]: l for l in out.splitlines() if l.startswith("│")}
+    assert "on chip" not in row["conv1"] and row["pool1"].count("on chip") == 1      # image in, conv1 out spilled
+    assert row["fire2/expand3x3"].count("on chip") == 2
     rc, out, _ = run(capsys, "analyze", SQ, "--hw", HW["fpga"], "--dense")
     assert "does NOT fit, margin -" in out and "weights streamed from DRAM" in out
+    rc, out, _ = run(capsys, "analyze", SQ, "--hw", HW["fpga"], "--set", "policies.activations=dram")
+    assert "activations (policy dram): every layer's output goes through DRAM" in out and "on chip │" not in out
 
 
 def test_json_output(capsys):
@@ -56,6 +62,14 @@ def test_json_output(capsys):
     assert conv1["name"] == "conv1"
     assert set(conv1["mapping"]) >= {"dataflow", "loop_order", "tiles", "dram_reads", "dram_writes"}
     assert d["totals"]["cycles"] == sum(l["cycles"] for l in d["layers"])
+    # conv1 reads the image from DRAM and its 4.5 MiB output does not fit the BRAM; pool1's does
+    assert conv1["activations"]["input_resident"] is False and conv1["activations"]["output_resident"] is False
+    assert conv1["activations"]["inputs"][0]["tensor"] == "data"
+    pool1 = next(l for l in d["layers"] if l["name"] == "pool1")
+    assert pool1["activations"]["output_resident"] is True and pool1["dram_writes"]["outputs"] == 0
+    a = d["activations"]
+    assert a["policy"] == "on_chip" and a["level"] == "bram" and a["onchip_bytes"] > 0
+    assert {t["name"] for t in a["tensors"] if not t["resident"]} >= {"data", "conv1", "prob"}
 
 
 def test_csv_output(capsys):
@@ -84,6 +98,14 @@ def test_explain(capsys):
     assert ex["layer"] == "conv1" and set(ex["traffic"]) == {"weights", "inputs", "outputs"}
     rc, _, err = run(capsys, "analyze", SQ, "--hw", HW["systolic"], "--explain", "nosuch")
     assert rc == 2 and "no analysed layer 'nosuch'" in err
+    _, out, _ = run(capsys, "analyze", SQ, "--hw", HW["fpga"], "--explain", "fire2/expand3x3")
+    text = out[out.index("fire2/expand3x3 (conv2d) on"):]
+    assert "inputs: resident on chip: read in place" in text
+    assert "input fire2/squeeze1x1" in text and "output fire2/concat" in text and "resident in bram" in text
+    _, out, _ = run(capsys, "analyze", SQ, "--hw", HW["fpga"], "--explain", "pool1", "--format", "json")
+    ex = json.loads(out)["explain"]["activations"]
+    assert ex["inputs"][0]["tensor"] == "conv1" and not ex["inputs"][0]["resident"]
+    assert "does not fit while" in ex["inputs"][0]["reason"] and ex["output"]["resident"]
 
 
 def test_plot_writes_png(capsys, tmp_path):
@@ -102,9 +124,17 @@ def test_compare_prints_ratio(capsys):
     rc, out, _ = run(capsys, "compare", f"{ALEX}:dense", ALEX, SQ, "--hw", HW["fpga"], HW["systolic"])
     assert rc == 0
     assert "alexnet (dense) / squeezenet_v1.0" in out and "alexnet (dense) / alexnet" in out
-    _, out, _ = run(capsys, "compare", ALEX, SQ, "--hw", *HW.values(), "--format", "json")
+    assert "(alexnet (dense) moves " in out
+    # the issue's command: SqueezeNet / AlexNet per hardware model, said both ways (the lines the
+    # table prints under it)
+    _, out, _ = run(capsys, "compare", SQ, ALEX, "--hw", *HW.values(), "--format", "json")
     d = json.loads(out)
     assert len(d["rows"]) == 8 and len(d["ratio_lines"]) == 4
+    lines = [l for l in d["ratio_lines"] if "DRAM bytes per inference squeezenet_v1.0 / alexnet =" in l]
+    assert len(lines) == 4
+    for line, hw in zip(lines, ("fpga_zynq7045 (activations on_chip)", "systolic_scalesim (activations dram)",
+                                "eyeriss_v1 (activations dram)", "eie (activations on_chip)")):
+        assert line.startswith(hw) and ("(squeezenet_v1.0 moves " in line) and line.endswith(("x fewer)", "x more)"))
 
 
 @pytest.mark.parametrize("argv, expected", [

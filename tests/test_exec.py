@@ -126,12 +126,13 @@ def test_avgpool_divides_by_window_clipped_to_padded_input():
     assert Executor(g, w).run(np.ones((1, 1, 1, 1), np.float32))["pool"].item() == pytest.approx(1 / 9)
 
 
-def test_lrn_matches_caffe_formula():
-    layer = Layer("norm", "lrn", local_size=5, alpha=1e-2, beta=0.75, k=2.0)
+@pytest.mark.parametrize("size, beta", [(5, 0.75), (3, 0.6)])  # 0.75 has its own sqrt path
+def test_lrn_matches_caffe_formula(size, beta):
+    layer = Layer("norm", "lrn", local_size=size, alpha=1e-2, beta=beta, k=2.0)
     g, w = single(layer, (7, 3, 4))
     x = rand((2, 7, 3, 4)) * 4
     y = Executor(g, w).run(x)["norm"]
-    np.testing.assert_allclose(y, ref_lrn(x, 5, 1e-2, 0.75, 2.0), rtol=RTOL)
+    np.testing.assert_allclose(y, ref_lrn(x, size, 1e-2, beta, 2.0), rtol=RTOL)
 
 
 def test_fc_flattens_in_caffe_order_and_softmax_global_pool():

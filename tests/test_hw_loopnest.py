@@ -144,8 +144,9 @@ DATAFLOWS = ("output_stationary", "weight_stationary", "input_stationary", "row_
 @pytest.mark.parametrize("dataflow", DATAFLOWS)
 def test_every_dataflow_searched_mapping_matches_the_walker(dataflow):
     """For each dataflow: random small layers and buffer sizes through the real per-layer cost
-    (mapping search included); the DRAM bytes it reports equal the walker's count of its mapping,
-    and the walker's largest tiles fit the buffers."""
+    (mapping search included), with the input and/or output tensor resident on chip or not; the DRAM
+    bytes it reports equal the walker's count of its mapping (nothing for a resident operand), and
+    the walker's largest tiles of the other operands fit what the resident tensors leave."""
     from sqsim.hw.cost import layer_cost
     from sqsim.hw.spec import ArraySpec, EnergyTable, HardwareSpec, MemoryLevel
     from sqsim.hw.storage import dense_storage
@@ -168,16 +169,26 @@ def test_every_dataflow_searched_mapping_matches_the_walker(dataflow):
                    Layer("conv", "conv2d", ("data",), out_channels=s.K, kernel=(s.R, s.S),
                          stride=(s.stride_h, s.stride_w), pad=(s.pad_h, s.pad_w), bias=False)])
         info = g.info("conv")
+        resident = {"inputs": rng.random() < 0.4, "outputs": rng.random() < 0.4}
+        reserved = {}
+        for op, n in (("inputs", s.inputs), ("outputs", s.outputs)):
+            if resident[op]:   # the resident tensor occupies its buffer while the layer runs
+                name = hw.backing_level(op).name
+                reserved[name] = reserved.get(name, 0) + n
         try:
-            cost = layer_cost(info, g.layer("conv"), hw, dense_storage(info, 1), batch=s.N)
+            cost = layer_cost(info, g.layer("conv"), hw, dense_storage(info, 1), batch=s.N, reserved_bytes=reserved,
+                              inputs_resident=resident["inputs"], outputs_resident=resident["outputs"])
         except Exception as e:  # buffers too small for any tiling: a clear error, try another case
             assert "no tiling fits" in str(e)
             continue
         counted = walk(cost.shape, cost.mapping)
         for op in ("weights", "inputs", "outputs"):
-            assert cost.dram_reads_bytes[op] == counted[op][0], (dataflow, s, cost.mapping, op)
-            assert cost.dram_writes_bytes[op] == counted[op][1], (dataflow, s, cost.mapping, op)
+            moved = not resident.get(op, False)
+            assert cost.dram_reads_bytes[op] == counted[op][0] * moved, (dataflow, s, cost.mapping, op)
+            assert cost.dram_writes_bytes[op] == counted[op][1] * moved, (dataflow, s, cost.mapping, op)
         for level in levels[1:]:
-            assert sum(counted[op][2] for op in level.holds) <= level.capacity_bytes
+            tiles = sum(counted[op][2] for op in level.holds if not resident.get(op, False))
+            assert tiles + reserved.get(level.name, 0) <= level.capacity_bytes
         assert cost.mapping.dataflow == dataflow
+        assert set(cost.resident_operands) == {op for op, r in resident.items() if r}
         checked += 1

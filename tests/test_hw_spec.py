@@ -65,6 +65,21 @@ def test_shipped_figures():
     assert per_pe == 162 * 1024 and eie.weight_format.code_bits == 4 and eie.sparsity.skip_zero_activations
 
 
+def test_shipped_activation_policies():
+    """FPGA and EIE keep activations on chip (unified BRAM; EIE's activation SRAMs); SCALE-Sim and
+    Eyeriss v1 send every layer's output through DRAM, as they do."""
+    want = {"fpga": "on_chip", "eie": "on_chip", "systolic": "dram", "eyeriss": "dram"}
+    for name, policy in want.items():
+        hw = load_hw(HW / f"{name}.yaml")
+        assert hw.policies.activations == policy, name
+        assert load_hw(HW / f"{name}.yaml", ["policies.activations=dram"]).policies.activations == "dram"
+    assert load_hw(HW / "fpga.yaml").activation_level().name == "bram"
+    assert load_hw(HW / "eie.yaml").activation_level().name == "act_sram"
+    assert load_hw(HW / "systolic.yaml").activation_level() is None
+    with pytest.raises(SpecError, match="systolic.yaml: policies.activations: on_chip needs one on-chip buffer"):
+        load_hw(HW / "systolic.yaml", ["policies.activations=on_chip"])
+
+
 def test_units_and_overrides(tmp_path):
     p = write(tmp_path, MINIMAL)
     hw = load_hw(p, ["array.rows=16", "dataflow=weight_stationary", "memory.buf.capacity=2 MiB",
@@ -93,6 +108,11 @@ BAD = {
     "relative energy without unit": (lambda d: d["energy"].update(mac="2x"), "set energy_unit"),
     "unknown level kind": (lambda d: d["memory"][1].update(kind="flash"), "unknown kind 'flash'"),
     "duplicate level": (lambda d: d["memory"].append(dict(d["memory"][1])), "duplicate level name"),
+    "on_chip activations without a shared buffer": (
+        lambda d: (d["memory"][1].update(holds=["weights", "inputs"]),
+                   d["memory"].append({**d["memory"][1], "name": "obuf", "holds": ["outputs"]}),
+                   d.update(policies={"activations": "on_chip"})),
+        "policies.activations: on_chip needs one on-chip buffer holding both inputs and outputs"),
 }
 
 
@@ -120,6 +140,7 @@ def test_bad_hardware_yaml_gives_clear_errors(tmp_path, case):
     ("array.rows=-3", "array.rows: must be a positive integer"),
     ("memory.buf.capacity=0", "capacity must be positive"),
     ("dataflow=sideways", "unknown dataflow 'sideways'"),
+    ("policies.activations=sram", "unknown policy 'sram' (expected one of dram, on_chip)"),
 ])
 def test_bad_set_overrides(tmp_path, override, expected):
     p = write(tmp_path, MINIMAL)

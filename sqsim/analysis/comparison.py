@@ -50,7 +50,9 @@ class Comparison:
                          "dram_bytes": r.dram_bytes_per_inference,
                          "dram_ratio_vs_first": first[r.hardware] / r.dram_bytes_per_inference,
                          "energy_j": r.energy_j_per_inference, "latency_s": r.latency_s,
-                         "frames_per_s": r.frames_per_s, "utilisation": r.total.utilisation})
+                         "frames_per_s": r.frames_per_s, "utilisation": r.total.utilisation,
+                         "activation_policy": r.hw.policies.activations,
+                         "activation_onchip_bytes": r.activations.resident_bytes / r.batch})
         return rows
 
     def to_dict(self) -> dict:
@@ -58,7 +60,7 @@ class Comparison:
 
     def ratio_lines(self) -> list[str]:
         """``first / other`` DRAM bytes per inference, per hardware model, said both ways
-        (``... = 0.12x: squeezenet moves 8.3x fewer DRAM bytes``)."""
+        (``... = 0.12x (squeezenet moves 8.3x fewer)``)."""
         lines = []
         by_hw: dict = {}
         for label, r in zip(self.labels, self.reports):
@@ -68,14 +70,14 @@ class Comparison:
             for label, r in rest:
                 ratio = r0.dram_bytes_per_inference / r.dram_bytes_per_inference
                 if ratio < 1:
-                    says = f"{l0} moves {1 / ratio:.1f}x fewer DRAM bytes"
+                    says = f"{1 / ratio:.1f}x fewer"
                 elif ratio > 1:
-                    says = f"{l0} moves {ratio:.1f}x more DRAM bytes"
+                    says = f"{ratio:.1f}x more"
                 else:
-                    says = "the same DRAM bytes"
+                    says = "the same"
                 lines.append(f"{hw} (activations {r0.hw.policies.activations}): DRAM bytes per inference "
                              f"{l0} / {label} = {format_bytes(r0.dram_bytes_per_inference)} / "
-                             f"{format_bytes(r.dram_bytes_per_inference)} = {ratio:.2f}x: {says}")
+                             f"{format_bytes(r.dram_bytes_per_inference)} = {ratio:.2f}x ({l0} moves {says})")
         return lines
 
 

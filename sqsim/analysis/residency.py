@@ -30,11 +30,12 @@ is left (``reserved`` = resident weights + live resident tensors).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from ..hw.cost import VECTOR_OPS, minimal_working_set
 from ..ir.layer import WEIGHTED_OPS
+from ..units import format_bytes
 
 ALIAS_OPS = ("relu", "dropout", "flatten")     # in place: the output is the input's tensor
 COSTED_OPS = tuple(WEIGHTED_OPS) + VECTOR_OPS  # layers that write a new tensor (and have a working set)
@@ -248,10 +249,8 @@ def plan_activations(graph, hw, batch: int, stores: dict, fit) -> ActivationPlan
 
     decided = []
     for t in sorted(ts.values(), key=lambda t: t.first):
-        if not on_chip:
+        if not on_chip:  # (the spec refuses on_chip without an activation buffer)
             why, keep = f"policy {hw.policies.activations}", False
-            if hw.policies.activations == "on_chip":  # pragma: no cover - the spec rejects it
-                why = "no on-chip buffer holds both inputs and outputs"
         elif any(graph.layer(n).op == "input" for n in t.layers):
             why, keep = "network input: read from DRAM", False
         elif any(n in outputs for n in t.layers):
@@ -260,10 +259,10 @@ def plan_activations(graph, hw, batch: int, stores: dict, fit) -> ActivationPlan
             need = [(occupancy(i, t.name), i) for i in costed if t.live_at(i)]
             worst, at = max(need)
             keep = worst <= cap
-            why = (f"fits: {_kib(cap - worst)} left at the tightest layer {order[at]}" if keep else
-                   f"does not fit while {order[at]} runs: needs {_kib(worst)} of {_kib(cap)}")
+            why = (f"fits: {format_bytes(cap - worst)} left at the tightest layer {order[at]}" if keep else
+                   f"does not fit while {order[at]} runs: needs {format_bytes(worst)} of {format_bytes(cap)}")
         resident[t.name] = keep
-        decided.append(Tensor(t.name, t.layers, t.producers, t.readers, t.size_bytes, t.first, t.last, keep, why))
+        decided.append(replace(t, resident=keep, reason=why))
 
     final = {t.name: t for t in decided}
     layers = {}
@@ -275,8 +274,3 @@ def plan_activations(graph, hw, batch: int, stores: dict, fit) -> ActivationPlan
                                         final[tensor_of[name]].resident, live)
     return ActivationPlan(hw.policies.activations, level.name if level is not None else None, cap,
                           tuple(decided), layers, tuple(order))
-
-
-def _kib(x: float) -> str:
-    from ..units import format_bytes
-    return format_bytes(x)

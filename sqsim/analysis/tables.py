@@ -28,8 +28,7 @@ def render_report(report, console) -> None:
              f"{format_si(hw.clock_hz, 'Hz')}), batch {report.batch}, weights: {report.weights_source}")
     t = Table(title=title, title_justify="left")
     for col, just in (("layer", "left"), ("op", "left"), ("MACs", "right"), ("cycles", "right"),
-                      ("util", "right"), ("bound", "left"), ("acts", "left"), ("DRAM W", "right"),
-                      ("DRAM in", "right"),
+                      ("util", "right"), ("bound", "left"), ("DRAM W", "right"), ("DRAM in", "right"),
                       ("DRAM out", "right"), ("DRAM total", "right"), ("energy", "right"), ("tiles K/C/P/Q", "left")):
         t.add_column(col, justify=just, no_wrap=True)
     b = report.batch
@@ -40,23 +39,32 @@ def render_report(report, console) -> None:
         if m and m.weights_resident:
             tiles += " W*"
         out = c.dram_reads_bytes.get("outputs", 0) + c.dram_writes_bytes.get("outputs", 0)
+        res_in, res_out = (None, None) if total else residency(report, c.name)
         t.add_row("total" if total else c.name, c.op, f"{c.macs / b:,.0f}", f"{c.cycles / b:,.0f}",
-                  _pct(c.utilisation), c.bound, "" if total else residency_cell(report, c.name),
-                  _b(c.dram_reads_bytes.get("weights", 0) / b),
-                  _b(c.dram_reads_bytes.get("inputs", 0) / b), _b(out / b), _b(c.dram_bytes / b),
+                  _pct(c.utilisation), c.bound, _b(c.dram_reads_bytes.get("weights", 0) / b),
+                  _resident_or_bytes(res_in, c.dram_reads_bytes.get("inputs", 0) / b),
+                  _resident_or_bytes(res_out, out / b), _b(c.dram_bytes / b),
                   _j(c.energy_j / b), tiles, end_section=(c is report.layers[-1]))
     console.print(t)
     for line in summary_lines(report):
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, soft_wrap=True)
 
 
-def residency_cell(report, name: str) -> str:
-    """Where a layer's input(s) and output live: ``chip>chip``, ``DRAM>chip``, ``chip+DRAM>DRAM``."""
+def residency(report, name: str) -> tuple:
+    """``(inputs resident, output resident)`` of a layer: each True, False or, for several inputs
+    of which only some are resident, ``"some"``; ``(None, None)`` without a plan."""
     a = report.activations.layers.get(name) if report.activations is not None else None
     if a is None:
-        return ""
-    where = {True: "chip", False: "DRAM"}
-    return "+".join(where[r] for r in a.inputs_resident) + ">" + where[a.output_resident]
+        return None, None
+    ins = all(a.inputs_resident) or ("some" if any(a.inputs_resident) else False)
+    return ins, a.output_resident
+
+
+def _resident_or_bytes(resident, x: float) -> str:
+    """A DRAM cell: ``on chip`` for a resident tensor (no DRAM traffic), else the bytes."""
+    if resident is True:
+        return "on chip"
+    return _b(x) + (" +chip" if resident == "some" else "")
 
 
 def activation_line(report) -> str | None:
@@ -148,4 +156,4 @@ def render_comparison(cmp, console) -> None:
                   _pct(row["utilisation"]))
     console.print(t)
     for line in cmp.ratio_lines():
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, soft_wrap=True)

@@ -28,6 +28,16 @@ COLS_BAND_ELEMENTS = 1 << 18
 OUT_CHUNK_ELEMENTS = 1 << 17
 
 
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _task_pool(workers: int) -> ThreadPoolExecutor:
+    """One shared pool of task threads per size (executors come and go; their threads need not)."""
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="sqsim-exec")
+    return _POOLS[workers]
+
+
 def _blas_controller():
     try:
         from threadpoolctl import ThreadpoolController
@@ -53,7 +63,7 @@ class CpuBackend:
         # Without threadpoolctl BLAS cannot be made single-threaded: let it parallelise each GEMM itself
         # rather than run two multi-threaded GEMMs at once.
         parallel_tasks = self.threads > 1 and self._blas is not None
-        self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="sqsim") if parallel_tasks else None
+        self._pool = _task_pool(self.threads - 1) if parallel_tasks else None
         self._zero_bias: dict[int, np.ndarray] = {}
 
     @contextmanager

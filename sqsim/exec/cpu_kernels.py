@@ -1,4 +1,7 @@
-"""Numba kernels of the CPU backend (compiled once, cached to disk, parallel over both cores).
+"""Numba kernels of the CPU backend (compiled once, cached to disk).
+
+The conv helpers (im2col, bias_act) are serial: the backend runs many of them at once on its task
+threads.  The others are parallel over channels, planes or positions (``prange``).
 
 Activations use the *CNHW* layout: ``(channels, batch, height, width)``.  With the batch folded into
 the spatial axes a convolution is one GEMM per group, ``W (K, C*R*S) @ cols (C*R*S, N*P*Q)``, and a
@@ -222,8 +225,14 @@ def lrn_across_channels(x, size, alpha, beta, k, out):
                     s[i] += xr[i] * xr[i]
             xc = x[c, m0:m1]
             oc = out[c, m0:m1]
-            for i in range(s.size):
-                oc[i] = xc[i] * (kk + a * s[i]) ** nb
+            if beta == 0.75:  # Caffe's default: d**-0.75 = 1 / (sqrt(d) * sqrt(sqrt(d))), vectorised
+                for i in range(s.size):
+                    d = kk + a * s[i]
+                    r = np.sqrt(d)
+                    oc[i] = xc[i] / (r * np.sqrt(r))
+            else:
+                for i in range(s.size):
+                    oc[i] = xc[i] * (kk + a * s[i]) ** nb
 
 
 @njit(parallel=True, **_OPTS)
@@ -253,8 +262,10 @@ def softmax_channels(x, out):
 # w is ``symbol << 8 | length`` for codes up to T1 bits, else minus the start of a 2**T2-entry sub-table
 # indexed by the next T2 bits.  An absent stream (table [0, 0, 0]) reads symbol 0 of 0 bits forever.
 #
-# The lookup is written out inside each kernel loop: as an inlined function, Numba keeps reference
-# counting of the arrays in the loop and the decode runs 4-20x slower (measured).
+# The per-run kernels decode a chunk of symbols at a time into small buffers (read_chunk: fixed widths up
+# to 8 bits eight symbols per step, Huffman symbol by symbol with two streams interleaved), then use them.
+# A per-symbol helper inlined into the loops ran 4-20x slower (Numba kept reference counting of the
+# arrays inside the loop), and a fixed-width symbol at a time cannot be vectorised.
 
 
 def read_symbol(data, bitpos, table):

@@ -109,7 +109,9 @@ class GpuBackend:
         kernel[blocks, threads](*args)
 
     def _device_view(self, a):
-        key = (a.data.ptr, a.shape, a.strides, a.dtype.str)
+        if hasattr(a, "copy_to_host"):
+            return a  # already Numba's own device array (CuPy arrays have .get(), not .copy_to_host())
+        key = (a.__cuda_array_interface__["data"][0], a.shape, a.strides, a.dtype.str)
         view = self._views.get(key)
         if view is None:
             if len(self._views) > 4096:

@@ -72,7 +72,6 @@ def build_plan(graph: Graph, batch: int, keep=(), stats: bool = False, fuse: boo
     """Plan a run of ``graph`` on ``batch`` samples (see the module docstring)."""
     order = graph.order
     keep = frozenset(graph.outputs()) | frozenset(keep)
-    consumers = {n: graph.consumers(n) for n in order}
     # A concat reading the same tensor twice counts as two readers.
     readers = {n: [] for n in order}
     for n in order:

@@ -4,6 +4,8 @@ A layer stays in the form its file stores it (Deep Compression, Han et al. ICLR 
 section 3): a codebook, one code per stored entry and one relative index per entry, each stream either
 packed at a fixed width or canonical-Huffman coded.  Entry e sits ``rel_e`` zeros after the previous one
 (``position = cumsum(rel + 1) - 1`` over the flattened Caffe blob) and holds ``codebook[code_e]``.
+Huffman streams are kept byte for byte; fixed-width streams are repacked most significant bit first (the
+kernels' bit order; same size).  Each stream has a small decoding table (:func:`code_table`).
 
 To decode (or multiply) in parallel without a second copy, the executor records a *checkpoint* at the
 first row of each of a few row blocks: the first entry, the position before it and the bit offset of
