@@ -28,6 +28,7 @@ import yaml
 
 from ..errors import SpecError
 from ..units import parse_quantity
+from ..yamltext import load_yaml
 from .spec import (ArraySpec, EnergyTable, HardwareSpec, MemoryLevel, Policies, Sparsity, WeightFormat)
 
 # Known fields per section: name -> kind of value ("int", "bool", "str", "list", or a unit dimension).
@@ -44,24 +45,6 @@ SECTIONS = {"array": ARRAY_FIELDS, "energy": ENERGY_FIELDS, "weight_format": WEI
             "sparsity": SPARSITY_FIELDS, "policies": POLICY_FIELDS}
 TOP_FIELDS = {"name": "str", "description": "str", "dataflow": "str", "energy_unit": "energy",
               "memory": "levels", **{s: "section" for s in SECTIONS}}
-
-
-class _Map(dict):
-    line: int | None = None
-
-
-class _LineLoader(yaml.SafeLoader):
-    """Safe loader remembering each mapping's line (for error messages)."""
-
-
-def _construct_mapping(loader, node):
-    loader.flatten_mapping(node)
-    m = _Map(loader.construct_pairs(node))
-    m.line = node.start_mark.line + 1
-    return m
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def load_hw(path, overrides=()) -> HardwareSpec:
@@ -92,12 +75,7 @@ def load_hw(path, overrides=()) -> HardwareSpec:
         text = path.read_text()
     except OSError as e:
         raise SpecError(f"{path}: cannot read hardware model ({e.strerror})") from None
-    try:
-        doc = yaml.load(text, Loader=_LineLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise SpecError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    doc = load_yaml(text, str(path), "invalid YAML")
     if not isinstance(doc, dict):
         raise SpecError(f"{path}: a hardware model must be a YAML mapping, got {type(doc).__name__}")
     doc = apply_overrides(doc, _parse_overrides(overrides), str(path))

@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import GraphError, SpecError
+from ..yamltext import load_yaml
 from .graph import Graph
 from .layer import WEIGHTED_OPS, Compression, Layer, op_attributes
 
@@ -34,24 +35,6 @@ FIRE_CONVS = ("squeeze1x1", "expand1x1", "expand3x3")
 _PROFILE_KEYS = ("density", "weight_bits", "index_bits")
 _PAIR = ("kernel", "stride", "pad")
 _FIRE_KEYS = {"fire", "inputs", "squeeze", "expand1x1", "expand3x3", "bypass"} | set(_PROFILE_KEYS)
-
-
-class _Map(dict):
-    line: int | None = None
-
-
-class _LineLoader(yaml.SafeLoader):
-    """Safe loader that remembers the line of each mapping (for error messages)."""
-
-
-def _construct_mapping(loader, node):
-    loader.flatten_mapping(node)
-    m = _Map(loader.construct_pairs(node))
-    m.line = node.start_mark.line + 1
-    return m
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def _pair(v, where, key):
@@ -199,12 +182,7 @@ def loads(text: str, source: str = "<string>") -> Graph:
     GraphError
         Graph-level problems (missing input tensor, cycle, shape mismatch), naming file and line.
     """
-    try:
-        doc = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass: no arbitrary objects
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise SpecError(f"{source}{line}: malformed YAML: {getattr(e, 'problem', None) or e}") from None
+    doc = load_yaml(text, source)  # safe loader: no arbitrary objects
     if not isinstance(doc, dict):
         raise SpecError(f"{source}: expected a mapping with 'name' and 'layers', got {type(doc).__name__}")
     unknown = sorted(set(doc) - {"name", "layers", "compression", "description", "source"})
