@@ -155,7 +155,7 @@ def bench_group(model, files, batch, args) -> dict:
     iters = min(iters, 20)
     for r in range(args.rounds):
         for w in (workers if r % 2 == 0 else workers[::-1]):  # alternate, and flip the order each round
-            time.sleep(0.05)  # let the previous worker's spinning threads go idle
+            time.sleep(0.2)  # let the previous worker's spinning threads (ORT, OpenBLAS) go idle
             w.run(iters)
     for w in workers:
         w.close()

@@ -97,6 +97,34 @@ def test_conv2d_matches_reference(shape, out, kernel, stride, pad, groups):
     np.testing.assert_allclose(y, ref, rtol=RTOL, atol=RTOL * np.abs(ref).max())
 
 
+# Many output channels, few positions: the CPU backend splits the channels among its threads instead
+# of the column bands (cpu.CpuBackend._conv_by_channels); with threads=1 every conv takes the band path.
+WIDE_CONVS = [
+    ((6, 5, 5), 72, (3, 3), (1, 1), (1, 1), 1),
+    ((8, 7, 6), 64, (3, 3), (2, 2), (1, 1), 2),
+    ((10, 4, 4), 40, (1, 1), (1, 1), (1, 1), 1),    # conv10-like: 1x1 with pad
+    ((12, 3, 3), 48, (1, 1), (1, 1), (0, 0), 3),    # the input is the column matrix
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("shape, out, kernel, stride, pad, groups", WIDE_CONVS)
+def test_conv2d_split_by_channels_matches_reference(shape, out, kernel, stride, pad, groups, batch, threads):
+    import numba
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("needs 2 Numba threads")
+    layer = Layer("conv", "conv2d", out_channels=out, kernel=kernel, stride=stride, pad=pad, groups=groups)
+    g, w = single(layer, shape)
+    x = rand((batch,) + shape, seed=batch)
+    try:
+        y = Executor(g, w, threads=threads).run(x)["conv"]
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)  # the thread count is process-wide
+    ref = ref_conv(x, w["conv"].weight, w["conv"].bias, stride, pad, groups)
+    np.testing.assert_allclose(y, ref, rtol=RTOL, atol=RTOL * np.abs(ref).max())
+
+
 POOLS = [  # kernel, stride, pad, ceil_mode, in (C,H,W)
     ((3, 3), (2, 2), (0, 0), True, (2, 8, 8)),     # ceil: last window hangs over the edge
     ((3, 3), (2, 2), (0, 0), False, (2, 8, 8)),
@@ -290,6 +318,54 @@ def test_decode_and_sparse_matmul_equal_dense(bits, index_bits, blocks):
     from sqsim.exec import cpu_kernels as K
     K.sparse_matmul(*sw.kernel_args(), x, y)
     np.testing.assert_allclose(y, dense.reshape(37, -1) @ x, rtol=RTOL, atol=1e-5)
+
+
+@pytest.mark.parametrize("bits, index_bits", [(8, 4), (5, 4), (4, 3), (6, 5), (10, 4), (3, 9)])
+@pytest.mark.parametrize("n", [1, 3, 16])
+def test_row_pointer_kernels_equal_dense_and_block_kernels(bits, index_bits, n):
+    """Fixed-width streams: the row-pointer decode equals the dense weights, the row-pointer sparse
+    product agrees with the dense product and is bit-identical to the block kernel (the same summation
+    order, so Huffman-coded and fixed-width layers give the same bits).  Rows of 1-60 entries exercise
+    the eight-at-a-time fast path with heads and tails, (10, 4) and (3, 9) the symbol-at-a-time path."""
+    from sqsim.exec import cpu_kernels as K
+    dense, codebook, codes, rel = random_sparse((53, 7, 3, 3), 0.3, bits, index_bits, seed=bits + n)
+    sw = SparseWeights.from_symbols("w", dense.shape, codebook, codes, rel, code_bits=bits,
+                                    index_bits=index_bits, blocks=5)
+    assert sw.row_entry is not None and sw.row_entry[-1] == sw.n_entries
+    for decode in (K.decode_rows, K.decode_rows_serial):
+        out = np.full(dense.size, np.nan, np.float32)
+        decode(*sw.row_kernel_args(), out)
+        np.testing.assert_array_equal(out.reshape(dense.shape), dense)
+    x = rand((63, n), seed=5)
+    y_rows = np.full((53, n), np.nan, np.float32)
+    y_blocks = np.full((53, n), np.nan, np.float32)
+    K.sparse_matmul_rows(*sw.row_kernel_args(), x, y_rows)
+    K.sparse_matmul(*sw.kernel_args(), x, y_blocks)
+    np.testing.assert_allclose(y_rows, dense.reshape(53, -1).astype(np.float64) @ x, rtol=RTOL, atol=1e-5)
+    np.testing.assert_array_equal(y_rows, y_blocks)
+
+
+def test_row_pointer_kernels_without_codes_or_indices():
+    """Per-entry values (no code stream) and dense codes (no index stream) take the row kernels too."""
+    from sqsim.exec import cpu_kernels as K
+    rng = np.random.default_rng(4)
+    dense = rng.standard_normal((9, 21)).astype(np.float32)
+    dense[rng.random(dense.shape) < 0.6] = 0.0
+    flat = dense.ravel()
+    pos = np.flatnonzero(flat)
+    rel = np.diff(pos, prepend=-1) - 1
+    assert rel.max() < 32
+    values_only = SparseWeights.from_symbols("v", dense.shape, flat[pos], None, rel, code_bits=0, index_bits=5)
+    codebook = rng.standard_normal(32).astype(np.float32)
+    codes = rng.integers(0, 32, dense.size)
+    codes_only = SparseWeights.from_symbols("c", dense.shape, codebook, codes, None, code_bits=5, index_bits=0)
+    x = rand((21, 2), seed=6)
+    for sw, w in ((values_only, dense), (codes_only, codebook[codes].reshape(dense.shape))):
+        assert sw.row_entry is not None
+        np.testing.assert_array_equal(sw.to_dense().weight, w)
+        y = np.empty((9, 2), np.float32)
+        K.sparse_matmul_rows(*sw.row_kernel_args(), x, y)
+        np.testing.assert_allclose(y, w.astype(np.float64) @ x, rtol=RTOL, atol=1e-5)
 
 
 def test_huffman_streams_decode_like_the_compress_package():

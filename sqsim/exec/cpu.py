@@ -7,9 +7,15 @@ the column matrix).  Tasks run on a pool of Python threads, each calling single-
 Numba kernels (all release the GIL): two thread pools that busy-wait (OpenBLAS's own and Numba's) never
 compete for the cores.  The other ops are Numba kernels parallel over channels or positions.
 
-A conv/fc from compressed weights decodes its layer into one reused buffer before the GEMM, or, for
-fc layers where it is cheaper, multiplies on the sparse form directly
-(:func:`cpu_kernels.sparse_matmul`).
+A conv with few output positions and many channels (batch 1, late layers) is split the other way:
+the column matrix is built once (its rows split among the threads) and each task multiplies a block
+of output channels, so each weight is read by one thread only (:meth:`CpuBackend._conv_by_channels`).
+
+A conv/fc from compressed weights decodes its layer into one reused buffer before the GEMM (in a
+channel-split conv each task decodes its own rows of fixed-width streams just before multiplying them,
+:func:`cpu_kernels.decode_row_range`), or, for fc layers where it is cheaper, multiplies on the sparse
+form directly (:func:`cpu_kernels.sparse_matmul_rows` on fixed-width streams, with per-row pointers;
+:func:`cpu_kernels.sparse_matmul` on Huffman streams).
 """
 from __future__ import annotations
 
@@ -29,6 +35,9 @@ OUT_CHUNK_ELEMENTS = 1 << 17
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
+# A conv with at most this many output positions (N*P*Q), and no more than its output channels, splits
+# the channels among the threads instead of the positions (_conv_by_channels).
+SPLIT_CHANNELS_COLUMNS = 4096
 
 
 def _task_pool(workers: int) -> ThreadPoolExecutor:
@@ -121,7 +130,10 @@ class CpuBackend:
         return sw.decode_into(buf)
 
     def sparse_matmul(self, sw: SparseWeights, x: np.ndarray, y: np.ndarray) -> None:
-        K.sparse_matmul(*sw.kernel_args(), x, y)
+        if sw.row_entry is not None:
+            K.sparse_matmul_rows(*sw.row_kernel_args(), x, y)
+        else:
+            K.sparse_matmul(*sw.kernel_args(), x, y)
 
     def _bias(self, bias, k: int):
         if bias is not None:
@@ -132,9 +144,15 @@ class CpuBackend:
 
     # --- ops -----------------------------------------------------------------------------------------
     def input(self, x: np.ndarray, out: np.ndarray) -> None:
+        if x.shape[0] == 1:  # one sample: CNHW and NCHW are the same order
+            np.copyto(out.reshape(x.shape), x)
+            return
         K.nchw_to_cnhw(np.ascontiguousarray(x, np.float32), out)
 
+    lazy_decode = True  # conv2d takes a compressed layer as (SparseWeights, buffer) and decodes it itself
+
     def conv2d(self, layer, x, out, w2d, bias, relu: bool, cols_buf) -> None:
+        """Convolution; ``w2d`` is the dense (K, L) weight matrix or ``(SparseWeights, decode buffer)``."""
         c, n, h, w = x.shape
         k, _, p, q = out.shape
         kh, kw = layer.kernel
@@ -145,6 +163,12 @@ class CpuBackend:
         b = self._bias(bias, k)
         act = bias is not None or relu
 
+        # Tasks over column bands each read all the weights; tasks over channels each read all the columns:
+        # split what is larger (few output positions, many channels: batch 1, late layers).
+        if self._pool is not None and n * p * q <= min(k, SPLIT_CHANNELS_COLUMNS):
+            return self._conv_by_channels(layer, x, out, w2d, b, act, relu, cols_buf)
+        if isinstance(w2d, tuple):
+            w2d = self.decode(*w2d)
         if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):  # the input is the column matrix
             cols_all = x.reshape(c, n * h * w)
             m = n * h * w
@@ -178,6 +202,53 @@ class CpuBackend:
                 K.bias_act(y, b, m0, m1, relu)
         self._tasks(n * bands, one)
 
+    def _conv_by_channels(self, layer, x, out, w2d, b, act, relu, cols_buf) -> None:
+        """A conv with few output positions (batch 1, late layers): the column matrix is built once (rows
+        in parallel) and the tasks split the output channels, so every GEMM sees all the columns and
+        each weight is read by one thread only."""
+        c, n, h, w = x.shape
+        k, _, p, q = out.shape
+        kh, kw = layer.kernel
+        (sh, sw), (ph, pw) = layer.stride, layer.pad
+        m = n * p * q
+        y = out.reshape(k, m)
+        g = layer.groups
+        kg, lg = k // g, (c // g) * kh * kw
+        if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):
+            cols = x.reshape(c, m)
+        else:
+            rows = c * kh * kw
+            cols = cols_buf[: rows * m].reshape(n, rows, p * q)  # sample by sample, then reordered below
+            per_r = -(-rows // self.threads)
+
+            def unfold(t, slot):
+                s, j = divmod(t, self.threads)
+                K.im2col_rows(x, s, kh, kw, sh, sw, ph, pw, p, q, j * per_r, min(rows, (j + 1) * per_r), cols[s])
+            self._tasks(n * self.threads, unfold)
+            if n > 1:
+                cols = np.ascontiguousarray(cols.transpose(1, 0, 2))
+            cols = cols.reshape(rows, m)
+        per = max(8, -(-kg // (2 * self.threads)))  # about two tasks per thread in each group
+        chunks = [(i, k0, min(kg, k0 + per)) for i in range(g) for k0 in range(0, kg, per)]
+        sparse = None
+        if isinstance(w2d, tuple):
+            sparse, buf = w2d
+            if sparse.row_entry is None:  # Huffman streams: decoded in row blocks, before
+                w2d, sparse = self.decode(sparse, buf), None
+            else:  # each task decodes its own rows just before multiplying them
+                w2d = buf[: sparse.rows * sparse.row_len].reshape(sparse.rows, sparse.row_len)
+                args = sparse.row_kernel_args()
+
+        def one(t, slot):
+            i, k0, k1 = chunks[t]
+            r0, r1 = i * kg + k0, i * kg + k1
+            if sparse is not None:
+                K.decode_row_range(*args, r0, r1, buf)
+            np.matmul(w2d[r0:r1], cols[i * lg:(i + 1) * lg], out=y[r0:r1])
+            if act:
+                K.bias_act(y[r0:r1], b[r0:r1], 0, m, relu)
+        self._tasks(len(chunks), one)
+
     def _band(self, rows: int, n: int, p: int, q: int) -> int:
         """Output rows per im2col task: the column matrix fits COLS_BAND_ELEMENTS, and there are at least
         about four tasks per thread."""
@@ -187,7 +258,8 @@ class CpuBackend:
 
     def cols_elements(self, rows: int, n: int, p: int, q: int) -> int:
         """Size of the im2col buffer :meth:`conv2d` needs: one band per thread."""
-        return self.threads * rows * self._band(rows, n, p, q) * q
+        by_channels = rows * n * p * q if n * p * q <= SPLIT_CHANNELS_COLUMNS else 0
+        return max(by_channels, self.threads * rows * self._band(rows, n, p, q) * q)
 
     def fc_features(self, x, feat_buf) -> np.ndarray:
         """The fc input as a (features, N) matrix in Caffe's flatten order (C, H, W)."""

@@ -54,38 +54,51 @@ def features_to_columns(x, out):
 # --- convolution helpers -----------------------------------------------------------------------------
 # Loops below run over range(n) on slices: an index from range(a, b) could be negative, and Numba's
 # wraparound test for negative indices stops LLVM from vectorising the loop (measured 5x slower).
+@njit(inline="always")
+def _im2col_row(x, n, p0, p1, kh, kw, sh, sw, ph, pw, q_, cols, row):
+    c_, n_, h_, w_ = x.shape
+    c = row // (kh * kw)
+    r = (row // kw) % kh
+    s = row % kw
+    # output columns q whose input column q*sw - pw + s lies inside [0, W)
+    q_lo = 0
+    if pw - s > 0:
+        q_lo = min(q_, (pw - s + sw - 1) // sw)
+    q_hi = max(q_lo, min(q_, (w_ - 1 + pw - s) // sw + 1))  # exclusive
+    for p in range(p0, p1):
+        dst = cols[row, (p - p0) * q_:(p - p0 + 1) * q_]
+        hi = p * sh - ph + r
+        if hi < 0 or hi >= h_:
+            dst[:] = 0.0
+            continue
+        dst[:q_lo] = 0.0
+        dst[q_hi:] = 0.0
+        inner = dst[q_lo:q_hi]
+        src = x[c, n, hi, q_lo * sw + s - pw:]
+        if sw == 1:
+            for i in range(inner.size):
+                inner[i] = src[i]
+        else:
+            for i in range(inner.size):
+                inner[i] = src[i * sw]
+
+
 @njit(**_OPTS)
 def im2col(x, n, p0, p1, kh, kw, sh, sw, ph, pw, q_, cols):
     """Unfold output rows ``p0 <= p < p1`` of sample ``n`` of ``x (C, N, H, W)`` into
     ``cols (C*kh*kw, (p1-p0)*Q)``; positions in the zero padding read 0.  A band of output rows of one
     sample keeps the column matrix small enough to stay in cache for the GEMM that follows.
     Serial: the CPU backend runs bands on several threads at once."""
-    c_, n_, h_, w_ = x.shape
-    for row in range(c_ * kh * kw):
-        c = row // (kh * kw)
-        r = (row // kw) % kh
-        s = row % kw
-        # output columns q whose input column q*sw - pw + s lies inside [0, W)
-        q_lo = 0
-        if pw - s > 0:
-            q_lo = min(q_, (pw - s + sw - 1) // sw)
-        q_hi = max(q_lo, min(q_, (w_ - 1 + pw - s) // sw + 1))  # exclusive
-        for p in range(p0, p1):
-            dst = cols[row, (p - p0) * q_:(p - p0 + 1) * q_]
-            hi = p * sh - ph + r
-            if hi < 0 or hi >= h_:
-                dst[:] = 0.0
-                continue
-            dst[:q_lo] = 0.0
-            dst[q_hi:] = 0.0
-            inner = dst[q_lo:q_hi]
-            src = x[c, n, hi, q_lo * sw + s - pw:]
-            if sw == 1:
-                for i in range(inner.size):
-                    inner[i] = src[i]
-            else:
-                for i in range(inner.size):
-                    inner[i] = src[i * sw]
+    for row in range(x.shape[0] * kh * kw):
+        _im2col_row(x, n, p0, p1, kh, kw, sh, sw, ph, pw, q_, cols, row)
+
+
+@njit(**_OPTS)
+def im2col_rows(x, n, kh, kw, sh, sw, ph, pw, p_, q_, r0, r1, cols):
+    """Rows ``r0 <= row < r1`` of the column matrix of sample ``n``, all output rows (serial: the CPU
+    backend splits the rows among its task threads)."""
+    for row in range(r0, r1):
+        _im2col_row(x, n, 0, p_, kh, kw, sh, sw, ph, pw, q_, cols, row)
 
 
 @njit(**_OPTS)
@@ -150,14 +163,29 @@ def max_pool(x, kh, kw, sh, sw, ph, pw, out):
                 xr = x[b, i]
                 for j in range(w_):
                     colmax[j] = max(colmax[j], xr[j])
-            for q in range(q_):
+            orow = out[b, p]
+            # windows inside the input, q in [qa, qb): j-th tap of every window in one strided pass
+            qa = min(q_, (pw + sw - 1) // sw)
+            qb = max(qa, min(q_, (w_ - kw + pw) // sw + 1))
+            if qb > qa:
+                src = colmax[qa * sw - pw:]
+                dst = orow[qa:qb]
+                for i in range(qb - qa):
+                    dst[i] = src[i * sw]
+                for j in range(1, kw):
+                    src = colmax[qa * sw - pw + j:]
+                    for i in range(qb - qa):
+                        dst[i] = max(dst[i], src[i * sw])
+            for q in range(q_):  # windows clipped by the edges
+                if qa <= q < qb:
+                    continue
                 w0 = q * sw - pw
                 w1 = min(w0 + kw, w_)
                 w0 = max(w0, 0)
                 m = colmax[w0]
                 for j in range(w0 + 1, w1):
                     m = max(m, colmax[j])
-                out[b, p, q] = m
+                orow[q] = m
 
 
 @njit(parallel=True, **_OPTS)
@@ -212,7 +240,7 @@ def lrn_across_channels(x, size, alpha, beta, k, out):
     a = np.float32(alpha / size)
     kk = np.float32(k)
     nb = np.float32(-beta)
-    chunk = 1024
+    chunk = min(1024, max(64, (m_ + 7) // 8))  # at least about eight tasks (batch 1: 729 positions)
     for blk in prange((m_ + chunk - 1) // chunk):
         m0 = blk * chunk
         m1 = min(m_, m0 + chunk)
@@ -468,21 +496,37 @@ def decode_blocks_serial(codebook, cdata, ctable, cvals, rdata, rtable, block_ro
                       block_cbit, block_rbit, row_len, out)
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc", "contract"})
+@njit(inline="always")
+def _add_lane(s0, s1, s2, s3, lane, t):
+    if lane == 0:
+        s0 += t
+    elif lane == 1:
+        s1 += t
+    elif lane == 2:
+        s2 += t
+    else:
+        s3 += t
+    return s0, s1, s2, s3
+
+
+@njit(parallel=True, **_OPTS)  # no FMA contraction: both kernels round alike
 def sparse_matmul(codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev,
                   block_cbit, block_rbit, row_len, x, y):
     """``y (K, N) = W @ x (row_len, N)`` computed on the compressed form of W (see :func:`decode_blocks`):
     each entry is read once and multiplies one row of ``x``; no dense W is formed.
 
-    Per block of rows, in chunks of entries: decode the chunk's positions and values, then, per run of
-    entries in one output row, a dot product with ``x`` (gathered; summed in any order, hence
-    ``reassoc``: results agree with the dense product to float32 rounding)."""
+    Per block of rows, in chunks of entries: decode the chunk's positions and values, then multiply.
+    The sums run in the order of :func:`sparse_matmul_rows` (at N = 1, entry e adds into partial sum
+    ``e % 4`` and a row is ``(s0 + s1) + (s2 + s3)``; at N > 1 entries add in order), so a layer gives
+    the same bits from Huffman-coded and fixed-width streams."""
     n_ = y.shape[1]
     for b in prange(block_row.size - 1):
         y[block_row[b]:block_row[b + 1]] = 0.0
         posb = np.empty(_CHUNK, np.int64)
         codeb = np.empty(_CHUNK, np.int64)
         valb = np.empty(_CHUNK, np.float32)
+        s0 = s1 = s2 = s3 = np.float32(0.0)
+        row = np.int64(-1)
         pos = block_prev[b]
         cb = block_cbit[b]
         rb = block_rbit[b]
@@ -500,21 +544,261 @@ def sparse_matmul(codebook, cdata, ctable, cvals, rdata, rtable, block_row, bloc
                     valb[i] = codebook[codeb[i]]
             i = 0
             while i < m:  # runs of entries in one row: positions ascend, so a run ends at the row's end
-                row = posb[i] // row_len
-                base = row * row_len
+                r = posb[i] // row_len
+                base = r * row_len
                 j = i + np.searchsorted(posb[i:m], base + row_len)
-                cols = posb[i:j]
-                vals = valb[i:j]
                 if n_ == 1:
-                    acc = np.float32(0.0)
-                    for t in range(cols.size):
-                        acc += vals[t] * x[cols[t] - base, 0]
-                    y[row, 0] += acc
+                    if r != row:  # a row may go on in the next chunk
+                        if row >= 0:
+                            y[row, 0] = (s0 + s1) + (s2 + s3)
+                        s0 = s1 = s2 = s3 = np.float32(0.0)
+                        row = r
+                    t = i
+                    while t < j and (e0 + t) & 3:
+                        s0, s1, s2, s3 = _add_lane(s0, s1, s2, s3, (e0 + t) & 3, valb[t] * x[posb[t] - base, 0])
+                        t += 1
+                    while t + 4 <= j:
+                        s0 += valb[t] * x[np.uint64(posb[t] - base), 0]
+                        s1 += valb[t + 1] * x[np.uint64(posb[t + 1] - base), 0]
+                        s2 += valb[t + 2] * x[np.uint64(posb[t + 2] - base), 0]
+                        s3 += valb[t + 3] * x[np.uint64(posb[t + 3] - base), 0]
+                        t += 4
+                    while t < j:
+                        s0, s1, s2, s3 = _add_lane(s0, s1, s2, s3, (e0 + t) & 3, valb[t] * x[posb[t] - base, 0])
+                        t += 1
                 else:
-                    for t in range(cols.size):
-                        w = vals[t]
-                        col = cols[t] - base
+                    for t in range(i, j):
+                        w = valb[t]
+                        col = posb[t] - base
                         for n in range(n_):
-                            y[row, n] += w * x[col, n]
+                            y[r, n] += w * x[col, n]
                 i = j
             e0 += m
+        if n_ == 1 and row >= 0:
+            y[row, 0] = (s0 + s1) + (s2 + s3)
+
+
+# --- fixed-width streams with row pointers ------------------------------------------------------------------
+# A fixed-width stream is randomly addressable (entry e's symbol starts at bit e * w), so with each row's
+# first entry and the position before it (``row_entry``, ``row_prev``: 8 bytes per row, store.py) every
+# row decodes or multiplies on its own, with no chunk buffers: rows are the parallel tasks.
+@njit(inline="always")
+def _fixed_symbol(data, e, w):
+    """Entry ``e`` of a stream of ``w``-bit symbols packed MSB first (``w`` <= 17; 0 reads 0)."""
+    bit = e * w
+    byte = bit >> 3
+    v = (np.int64(data[byte]) << 16) | (np.int64(data[byte + 1]) << 8) | np.int64(data[byte + 2])
+    return (v >> (24 - (bit & 7) - w)) & ((np.int64(1) << w) - 1)
+
+
+@njit(inline="always")
+def _word(data, byte0, nbytes):
+    """``nbytes`` (<= 8) bytes from ``byte0`` as one big-endian integer."""
+    v = np.int64(0)
+    for k in range(nbytes):
+        v = (v << 8) | np.int64(data[byte0 + k])
+    return v
+
+
+# Eight w-bit symbols starting at an entry that is a multiple of 8 are exactly w whole bytes: the fast
+# paths below read them as one word and unpack with shifts (entries up to the next multiple of 8, and
+# the row's tail, go one at a time).  That needs 1..8 bits per code and per index; other layers (per-entry
+# values, no index stream, wider codes) take the one-at-a-time path throughout.
+@njit(inline="always")
+def _fast(cbits, ibits):
+    return 1 <= cbits <= 8 and 1 <= ibits <= 8
+
+
+@njit(inline="always")
+def _decode_row(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, out):
+    base = r * row_len
+    dst = out[base:base + row_len]
+    dst[:] = 0.0
+    pos = np.int64(row_prev[r]) - base  # row pointers may be int32
+    e, e1 = np.int64(row_entry[r]), np.int64(row_entry[r + 1])
+    if ibits == 0 and 1 <= cbits <= 8:  # dense codes: entry e is weight e
+        cmask = (np.int64(1) << cbits) - 1
+        while e < e1 and e & 7:
+            pos += 1
+            dst[pos] = codebook[_fixed_symbol(cdata, e, cbits)]
+            e += 1
+        while e + 8 <= e1:
+            cw = _word(cdata, (e >> 3) * cbits, cbits)
+            for k in range(8):
+                dst[np.uint64(pos + 1 + k)] = codebook[np.uint64((cw >> ((7 - k) * cbits)) & cmask)]
+            pos += 8
+            e += 8
+    if _fast(cbits, ibits):
+        cmask = (np.int64(1) << cbits) - 1
+        imask = (np.int64(1) << ibits) - 1
+        while e < e1 and e & 7:
+            pos += _fixed_symbol(rdata, e, ibits) + 1
+            dst[pos] = codebook[_fixed_symbol(cdata, e, cbits)]
+            e += 1
+        while e + 8 <= e1:
+            rw = _word(rdata, (e >> 3) * ibits, ibits)
+            cw = _word(cdata, (e >> 3) * cbits, cbits)
+            for k in range(8):
+                pos += ((rw >> ((7 - k) * ibits)) & imask) + 1
+                dst[np.uint64(pos)] = codebook[np.uint64((cw >> ((7 - k) * cbits)) & cmask)]
+            e += 8
+    while e < e1:
+        rel = _fixed_symbol(rdata, e, ibits) if ibits else np.int64(0)
+        pos += rel + 1
+        dst[pos] = codebook[_fixed_symbol(cdata, e, cbits)] if cbits else codebook[e]
+        e += 1
+
+
+@njit(inline="always")
+def _decode_row_any(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, out):
+    """:func:`_decode_row` with the common widths as constants (unrolled word reads, folded shifts)."""
+    if ibits == 4 and cbits == 8:
+        _decode_row(r, codebook, cdata, 8, rdata, 4, row_entry, row_prev, row_len, out)
+    elif ibits == 0 and cbits == 6:
+        _decode_row(r, codebook, cdata, 6, rdata, 0, row_entry, row_prev, row_len, out)
+    elif ibits == 0 and cbits == 8:
+        _decode_row(r, codebook, cdata, 8, rdata, 0, row_entry, row_prev, row_len, out)
+    elif ibits == 4 and cbits == 6:
+        _decode_row(r, codebook, cdata, 6, rdata, 4, row_entry, row_prev, row_len, out)
+    elif ibits == 4 and cbits == 5:
+        _decode_row(r, codebook, cdata, 5, rdata, 4, row_entry, row_prev, row_len, out)
+    else:
+        _decode_row(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, out)
+
+
+@njit(parallel=True, **_OPTS)
+def decode_rows(codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, out):
+    """Decode a layer of fixed-width streams into dense ``out`` (flat, rows x row_len), rows in parallel.
+
+    Entry e of row r (``row_entry[r] <= e < row_entry[r+1]``) sits at ``pos_e = pos_{e-1} + rel_e + 1``
+    (``pos`` before the row's first entry: ``row_prev[r]``) and holds ``codebook[code_e]`` (``cbits`` 0:
+    ``codebook[e]``, per-entry values); ``ibits`` 0: every relative index is 0 (REFERENCE.md section 3)."""
+    for r in prange(row_entry.size - 1):
+        _decode_row_any(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, out)
+
+
+@njit(**_OPTS)
+def decode_rows_serial(codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, out):
+    """:func:`decode_rows` on one thread (small layers, where starting threads costs more)."""
+    for r in range(row_entry.size - 1):
+        _decode_row_any(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, out)
+
+
+@njit(**_OPTS)
+def decode_row_range(codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, r0, r1, out):
+    """Rows ``r0 <= r < r1`` of :func:`decode_rows` (into their place in ``out``, flat rows x row_len),
+    serial: a conv task decodes the rows it is about to multiply, so they are still in cache for its GEMM."""
+    for r in range(r0, r1):
+        _decode_row_any(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, out)
+
+
+@njit(inline="always")
+def _row_dot(codebook, cdata, cbits, rdata, ibits, e, e1, pos, x):
+    """Sum over entries ``e .. e1-1`` of one row of ``value * x[position]`` (``x`` 1-D): entry e adds into
+    partial sum ``e % 4``, the row is ``(s0 + s1) + (s2 + s3)``.  Indices are cast to unsigned, which
+    spares Numba's negative-index test on every load."""
+    s0 = np.float32(0.0)
+    s1 = np.float32(0.0)
+    s2 = np.float32(0.0)
+    s3 = np.float32(0.0)
+    if _fast(cbits, ibits):
+        cmask = (np.int64(1) << cbits) - 1
+        imask = (np.int64(1) << ibits) - 1
+        while e < e1 and e & 7:
+            pos += _fixed_symbol(rdata, e, ibits) + 1
+            t = codebook[np.uint64(_fixed_symbol(cdata, e, cbits))] * x[np.uint64(pos)]
+            s0, s1, s2, s3 = _add_lane(s0, s1, s2, s3, e & 3, t)
+            e += 1
+        while e + 8 <= e1:
+            rw = _word(rdata, (e >> 3) * ibits, ibits)
+            cw = _word(cdata, (e >> 3) * cbits, cbits)
+            for k in range(2):
+                sh = 4 - 4 * k  # entries 4k .. 4k+3 of the eight sit (7 - j) symbols from the word's end
+                pos += ((rw >> ((sh + 3) * ibits)) & imask) + 1
+                s0 += codebook[np.uint64((cw >> ((sh + 3) * cbits)) & cmask)] * x[np.uint64(pos)]
+                pos += ((rw >> ((sh + 2) * ibits)) & imask) + 1
+                s1 += codebook[np.uint64((cw >> ((sh + 2) * cbits)) & cmask)] * x[np.uint64(pos)]
+                pos += ((rw >> ((sh + 1) * ibits)) & imask) + 1
+                s2 += codebook[np.uint64((cw >> ((sh + 1) * cbits)) & cmask)] * x[np.uint64(pos)]
+                pos += ((rw >> (sh * ibits)) & imask) + 1
+                s3 += codebook[np.uint64((cw >> (sh * cbits)) & cmask)] * x[np.uint64(pos)]
+            e += 8
+    while e < e1:
+        rel = _fixed_symbol(rdata, e, ibits) if ibits else np.int64(0)
+        pos += rel + 1
+        t = (codebook[_fixed_symbol(cdata, e, cbits)] if cbits else codebook[e]) * x[pos]
+        s0, s1, s2, s3 = _add_lane(s0, s1, s2, s3, e & 3, t)
+        e += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(inline="always")
+def _row_axpy(codebook, cdata, cbits, rdata, ibits, e, e1, pos, x, acc):
+    """``acc[:] += value * x[position, :]`` over entries ``e .. e1-1`` of one row."""
+    n_ = acc.size
+    if _fast(cbits, ibits):
+        cmask = (np.int64(1) << cbits) - 1
+        imask = (np.int64(1) << ibits) - 1
+        while e < e1 and e & 7:
+            pos += _fixed_symbol(rdata, e, ibits) + 1
+            v = codebook[_fixed_symbol(cdata, e, cbits)]
+            xr = x[pos]
+            for n in range(n_):
+                acc[n] += v * xr[n]
+            e += 1
+        while e + 8 <= e1:
+            rw = _word(rdata, (e >> 3) * ibits, ibits)
+            cw = _word(cdata, (e >> 3) * cbits, cbits)
+            for k in range(8):
+                pos += ((rw >> ((7 - k) * ibits)) & imask) + 1
+                v = codebook[np.uint64((cw >> ((7 - k) * cbits)) & cmask)]
+                xr = x[np.uint64(pos)]
+                for n in range(n_):
+                    acc[n] += v * xr[n]
+            e += 8
+    while e < e1:
+        rel = _fixed_symbol(rdata, e, ibits) if ibits else np.int64(0)
+        pos += rel + 1
+        v = codebook[_fixed_symbol(cdata, e, cbits)] if cbits else codebook[e]
+        xr = x[pos]
+        for n in range(n_):
+            acc[n] += v * xr[n]
+        e += 1
+
+
+@njit(parallel=True, **_OPTS)  # no FMA contraction: both kernels round alike
+def sparse_matmul_rows(codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, x, y):
+    """``y (K, N) = W @ x (row_len, N)`` on the fixed-width compressed form of W (see :func:`decode_rows`),
+    output rows in parallel: each stored entry is read once, its value looked up in the codebook and
+    multiplied with one row of ``x``; no dense W is formed.  The sums run in a fixed order (see
+    :func:`_row_dot`), the same as :func:`sparse_matmul`'s; they agree with the dense product to float32
+    rounding."""
+    k_, n_ = y.shape
+    x1 = x.reshape(x.size)  # (row_len,) when N is 1 (x is C-contiguous)
+    rows_per_task = 16
+    for t in prange((k_ + rows_per_task - 1) // rows_per_task):
+        acc = np.empty(n_, np.float32)
+        for r in range(t * rows_per_task, min(k_, (t + 1) * rows_per_task)):
+            pos = np.int64(row_prev[r]) - r * row_len
+            e0, e1 = np.int64(row_entry[r]), np.int64(row_entry[r + 1])  # row pointers may be int32
+            if n_ == 1:
+                # Common widths as constants: the compiler then unrolls the word reads and folds the shifts
+                # (Deep Compression's fc layers: 5-bit codes, 4-bit indices; conv: 8-bit codes).
+                if cbits == 5 and ibits == 4:
+                    s = _row_dot(codebook, cdata, 5, rdata, 4, e0, e1, pos, x1)
+                elif cbits == 4 and ibits == 4:
+                    s = _row_dot(codebook, cdata, 4, rdata, 4, e0, e1, pos, x1)
+                elif cbits == 8 and ibits == 4:
+                    s = _row_dot(codebook, cdata, 8, rdata, 4, e0, e1, pos, x1)
+                else:
+                    s = _row_dot(codebook, cdata, cbits, rdata, ibits, e0, e1, pos, x1)
+                y[r, 0] = s
+            else:
+                acc[:] = 0.0
+                if cbits == 5 and ibits == 4:
+                    _row_axpy(codebook, cdata, 5, rdata, 4, e0, e1, pos, x, acc)
+                elif cbits == 4 and ibits == 4:
+                    _row_axpy(codebook, cdata, 4, rdata, 4, e0, e1, pos, x, acc)
+                else:
+                    _row_axpy(codebook, cdata, cbits, rdata, ibits, e0, e1, pos, x, acc)
+                y[r, :] = acc

@@ -316,10 +316,14 @@ class Executor:
         out["__scratch__"] = bufs[1]
         return out
 
-    def _weights(self, name: str):
+    def _weights(self, name: str, lazy: bool = False):
+        """The layer's dense (K, L) weights; with ``lazy``, a compressed layer comes as ``(sparse, buffer)``
+        for a backend that decodes it piece by piece next to its use (``backend.lazy_decode``)."""
         w = self._w[name]
         if w.sparse is None:
             return w.dense
+        if lazy and getattr(self.backend, "lazy_decode", False):
+            return w.sparse, self._decode_buf
         return self.backend.decode(w.sparse, self._decode_buf)
 
     def _run_step(self, step, views, plan: Plan, x_host) -> None:
@@ -334,7 +338,7 @@ class Executor:
         if op == "input":
             be.input(x_host, out)
         elif op == "conv2d":
-            be.conv2d(layer, ins[0], out, self._weights(step.layer), self._w[step.layer].bias, step.relu,
+            be.conv2d(layer, ins[0], out, self._weights(step.layer, lazy=True), self._w[step.layer].bias, step.relu,
                       scratch["cols"])
         elif op == "fc":
             w = self._w[step.layer]
