@@ -27,23 +27,36 @@ class LayerWeights:
 Weights = dict  # str -> LayerWeights
 
 
+def _listed(names, limit: int = 6) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def check_layer_names(graph, names, source: str = "weights", partial: bool = False) -> None:
+    """Check that ``names`` are exactly the graph's conv/fc layers (with ``partial``: a subset of them).
+
+    Raises GraphError naming the missing and the unknown layers.
+    """
+    expected = {l.name for l in graph.weighted_layers()}
+    missing = [] if partial else sorted(expected - set(names))
+    extra = sorted(set(names) - expected)
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"no weights for layer(s) {_listed(missing)}")
+        if extra:
+            parts.append(f"weights for layer(s) {_listed(extra)} that the network does not have")
+        raise GraphError(f"{source}: {'; '.join(parts)} (model and architecture {graph.name!r} do not match)")
+
+
 def check_weights(graph, weights: dict, source: str = "weights") -> dict:
     """Check that ``weights`` has exactly the graph's weighted layers with the right shapes.
 
     Returns the weights as float32 C-contiguous arrays.  Raises GraphError naming the layer.
     """
     out = {}
-    expected = {l.name for l in graph.weighted_layers()}
-    missing = sorted(expected - set(weights))
-    extra = sorted(set(weights) - expected)
-    if missing:
-        raise GraphError(f"{source}: no weights for layer(s) {', '.join(missing)} of network {graph.name!r}")
-    if extra:
-        raise GraphError(f"{source}: weights for layer(s) {', '.join(extra)} that network {graph.name!r} "
-                         f"does not have (model and architecture do not match)")
-    for name in graph.order:
-        if name not in expected:
-            continue
+    check_layer_names(graph, weights, source)
+    for name in (l.name for l in graph.weighted_layers()):
         info = graph.info(name)
         lw = weights[name]
         w = np.asarray(lw.weight)

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import GraphError, SqsimError
 from ..ir import Graph
-from ..weights import LayerWeights, check_weights
+from ..weights import LayerWeights, check_layer_names, check_weights
 from .plan import Plan, build_plan
 from .store import SparseWeights, check_sparse_against, sparse_from_model
 
@@ -78,16 +78,7 @@ def split_weights(graph: Graph, weights, source: str = "weights", huffman_at_loa
         if not isinstance(v, LayerWeights):
             raise SqsimError(f"{source}: layer {k!r}: expected LayerWeights or SparseWeights, got "
                              f"{type(v).__name__}")
-    expected = {l.name for l in graph.weighted_layers()}
-    missing = sorted(expected - set(weights))
-    extra = sorted(set(weights) - expected)
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"no weights for layer(s) {_names(missing)}")
-        if extra:
-            parts.append(f"weights for layer(s) {_names(extra)} that the network does not have")
-        raise GraphError(f"{source}: {'; '.join(parts)} (model and architecture {graph.name!r} do not match)")
+    check_layer_names(graph, weights, source)
     if dense and not sparse:
         dense = check_weights(graph, dense, source)
     elif dense:
@@ -95,11 +86,6 @@ def split_weights(graph: Graph, weights, source: str = "weights", huffman_at_loa
     if sparse:
         check_sparse_against(graph, sparse, source, partial=bool(dense))
     return dense, sparse
-
-
-def _names(names, limit: int = 6) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _check_dense_subset(graph, dense, source):

@@ -27,6 +27,7 @@ from functools import cached_property
 import numpy as np
 
 from ..errors import FormatError, GraphError
+from ..weights import check_layer_names
 
 _PAD = 3  # zero bytes after each stream: the kernels read 3 bytes at a time
 ABSENT = np.zeros(3, np.int32)  # the table of an absent stream: T1 = T2 = 0, one entry "symbol 0, 0 bits"
@@ -367,16 +368,7 @@ def sparse_from_model(model, blocks: int = CPU_BLOCKS, huffman_at_load: bool = F
 def check_sparse_against(graph, sparse: dict, source: str = "model", partial: bool = False) -> None:
     """Check that ``sparse`` (``{layer: SparseWeights}``) fits the graph's weighted layers exactly (with
     ``partial``: fits those it names, the others being given densely)."""
-    expected = {l.name for l in graph.weighted_layers()}
-    missing = [] if partial else sorted(expected - set(sparse))
-    extra = sorted(set(sparse) - expected)
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"no weights for layer(s) {', '.join(missing)}")
-        if extra:
-            parts.append(f"weights for layer(s) {', '.join(extra)} the network does not have")
-        raise GraphError(f"{source}: {'; '.join(parts)} (model and architecture {graph.name!r} do not match)")
+    check_layer_names(graph, sparse, source, partial=partial)
     for name in sorted(set(sparse)):
         info = graph.info(name)
         sw = sparse[name]
