@@ -32,24 +32,18 @@ def register(sub) -> None:
 
 
 def _graph_and_weights(args):
-    """The graph and, when the model file carries them, its weights (else None)."""
+    """The graph and, when the model file carries them, its (decoded) weights (else None), and the
+    model's folded input mean (OpenVINO) or None."""
     from .errors import SpecError
+    from .models import SUFFIXES, open_model
     path = Path(args.model)
     suffix = path.suffix.lower()
-    if suffix in COMPRESSED_SUFFIXES:
-        from .compress import load_model
-        model = load_model(path, prototxt=args.prototxt)
-        return model.graph, model.decode(), None
-    if args.prototxt:
+    if args.prototxt and suffix not in COMPRESSED_SUFFIXES:
         raise SpecError(f"--prototxt describes a released .net model; {path} is not one")
-    if suffix == ".onnx":
-        from .onnx_io import load_onnx
-        m = load_onnx(path)
-        return m.graph, m.weights, None
-    if suffix == ".xml":
-        from .ir.openvino import load_openvino
-        m = load_openvino(path)
-        return m.graph, m.weights, m.mean
+    if suffix in SUFFIXES and suffix != ".npz":  # files that carry their weights
+        m = open_model(path, prototxt=args.prototxt)
+        weights = m.weights.decode() if hasattr(m.weights, "decode") else m.weights
+        return m.graph, weights, m.mean
     from .ir import load
     return load(path), None, None
 

@@ -118,7 +118,7 @@ def cmd_run(args) -> int:
 
     from .errors import GraphError, SpecError
     from .exec import Executor
-    from .exec.models import open_model
+    from .models import open_model
     from .exec.preprocess import read_labels
 
     if args.top < 1:

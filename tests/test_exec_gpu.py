@@ -113,7 +113,7 @@ def test_gpu_matches_cpu_dense_and_compressed(arch):
 @needs_gpu
 def test_gpu_released_model_classifies_red_panda():
     from sqsim.exec import Executor
-    from sqsim.exec.models import open_model
+    from sqsim.models import open_model
     from sqsim.exec.preprocess import Preprocess
     from tests.conftest import need_shared
     m = open_model(need_shared("squeezenet_v1.0_deep_compression", "compressed_SqueezeNet.net"),

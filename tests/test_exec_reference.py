@@ -9,7 +9,7 @@ import pytest
 ort = pytest.importorskip("onnxruntime")
 
 from sqsim.exec import Executor  # noqa: E402
-from sqsim.exec.models import open_model  # noqa: E402
+from sqsim.models import open_model  # noqa: E402
 from sqsim.exec.preprocess import Preprocess, read_labels  # noqa: E402
 from sqsim.ir import load  # noqa: E402
 from sqsim.onnx_io import export_onnx  # noqa: E402

@@ -1,4 +1,5 @@
-"""Open any model file ``sqsim run`` accepts, as a graph plus the weights the executor takes.
+"""Open a model file by its suffix, as a graph plus its weights (what ``sqsim run`` and
+``sqsim export-onnx`` accept).
 
 =========  ==================================================================================
 suffix     what it is
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SpecError
+from .errors import SpecError
 
 SUFFIXES = (".sqz", ".net", ".onnx", ".npz", ".xml")
 
@@ -53,23 +54,23 @@ def open_model(path, prototxt=None, arch=None) -> RunnableModel:
         raise SpecError(f"{path}: --arch applies to .npz weights (and .net models); a {suffix} file carries its "
                         f"own network")
     if suffix in (".sqz", ".net"):
-        from ..compress import load_model
+        from .compress import load_model
         if suffix == ".net" and prototxt is None and arch is not None:
-            from ..ir import load
+            from .ir import load
             prototxt = load(arch)
         cm = load_model(path, prototxt=prototxt)
         return RunnableModel(cm.graph, cm, None, src)
     if suffix == ".onnx":
-        from ..onnx_io import load_onnx
+        from .onnx_io import load_onnx
         m = load_onnx(path)
         return RunnableModel(m.graph, m.weights, None, src)
     if suffix == ".xml":
-        from ..ir.openvino import load_openvino
+        from .ir.openvino import load_openvino
         m = load_openvino(path)
         return RunnableModel(m.graph, m.weights, m.mean, src)
     if arch is None:
         raise SpecError(f"{path}: .npz weights need the network they belong to (--arch FILE)")
-    from ..ir import load
-    from ..weights import load_npz
+    from .ir import load
+    from .weights import load_npz
     # checked against the graph by the Executor, which names missing and extra layers together
     return RunnableModel(load(arch), load_npz(path), None, src)
