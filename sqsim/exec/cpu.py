@@ -1,6 +1,10 @@
 """CPU backend: Numba kernels (cpu_kernels) plus BLAS sgemm through numpy for conv and fc.
 
-Convolution is im2col + GEMM in the CNHW layout, in *tasks*: a band of output rows of one sample
+A stride-1 convolution with a kernel larger than 1x1 runs on the direct-conv kernel (:mod:`.direct_conv`,
+LLVM IR with explicit vector registers, built by llvmlite): no im2col, tasks over chunks of output
+positions (:meth:`CpuBackend._conv_direct`).  Where that kernel does not apply (1x1 and strided convs,
+fewer output channels per group than its register block, or no kernel for this CPU), convolution is
+im2col + GEMM in the CNHW layout, in *tasks*: a band of output rows of one sample
 (im2col into a private, cache-sized column buffer, one GEMM per group, bias and ReLU while the band is
 still in cache), or for 1x1 stride-1 unpadded convs a range of output columns (the input already is
 the column matrix).  Tasks run on a pool of Python threads, each calling single-threaded BLAS and serial
@@ -47,6 +51,15 @@ def _task_pool(workers: int) -> ThreadPoolExecutor:
     return _POOLS[workers]
 
 
+def _direct_kernel():
+    """The direct-conv kernel, or None where llvmlite cannot build it for this CPU (im2col + BLAS then)."""
+    from .direct_conv import kernel
+    try:
+        return kernel()
+    except Exception:  # noqa: BLE001 - any LLVM failure: the im2col path computes the same
+        return None
+
+
 def _blas_controller():
     try:
         from threadpoolctl import ThreadpoolController
@@ -60,7 +73,7 @@ class CpuBackend:
     name = "cpu"
     xp = np
 
-    def __init__(self, threads: int | None = None):
+    def __init__(self, threads: int | None = None, direct: bool = True):
         import numba
         if threads is not None:
             if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
@@ -74,6 +87,10 @@ class CpuBackend:
         parallel_tasks = self.threads > 1 and self._blas is not None
         self._pool = _task_pool(self.threads - 1) if parallel_tasks else None
         self._zero_bias: dict[int, np.ndarray] = {}
+        self._direct = _direct_kernel() if direct else None
+        self._packed: dict[str, tuple] = {}   # layer -> (dense weights, packed per group)
+        self._xoff: dict[tuple, np.ndarray] = {}
+        self._work: dict[str, np.ndarray] = {}
 
     @contextmanager
     def running(self):
@@ -167,6 +184,10 @@ class CpuBackend:
         # split what is larger (few output positions, many channels: batch 1, late layers).
         if self._pool is not None and n * p * q <= min(k, SPLIT_CHANNELS_COLUMNS):
             return self._conv_by_channels(layer, x, out, w2d, b, act, relu, cols_buf)
+        # The direct kernel replaces im2col; a 1x1 conv has none (BLAS reads its input in place, and is
+        # as fast on these memory-bound layers), nor has a strided conv a shifted-run form.
+        if self._direct is not None and (sh, sw) == (1, 1) and kh * kw > 1 and kg % self._direct.kr == 0:
+            return self._conv_direct(layer, x, out, w2d, b, relu)
         if isinstance(w2d, tuple):
             w2d = self.decode(*w2d)
         if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):  # the input is the column matrix
@@ -201,6 +222,79 @@ class CpuBackend:
             if act:
                 K.bias_act(y, b, m0, m1, relu)
         self._tasks(n * bands, one)
+
+    def _packed_weights(self, layer, w2d):
+        """Per group, the weights packed for the direct-conv kernel; dense weights are packed once (keyed
+        by the array they came from), decoded ones on every call."""
+        decoded = isinstance(w2d, tuple)
+        if decoded:
+            w2d = self.decode(*w2d)
+        else:
+            hit = self._packed.get(layer.name)
+            if hit is not None and hit[0] is w2d:
+                return hit[1]
+        g = layer.groups
+        kg = w2d.shape[0] // g
+        packed = [self._direct.pack(w2d[i * kg:(i + 1) * kg]) for i in range(g)]
+        if not decoded:
+            self._packed[layer.name] = (w2d, packed)
+        return packed
+
+    def _conv_direct(self, layer, x, out, w2d, b, relu: bool) -> None:
+        """Stride-1 convolution by the direct-conv kernel (:mod:`.direct_conv`): no im2col.
+
+        The input is copied once, zero-padded, into padded-width coordinates; tasks split the output
+        positions into chunks of tiles (and split the output channels when there are few chunks), each
+        writing a scratch block that stays in cache, from which the valid positions are copied out."""
+        kern = self._direct
+        c, n, h, w = x.shape
+        k, _, p, q = out.shape
+        kh, kw = layer.kernel
+        ph, pw = layer.pad
+        g = layer.groups
+        cg, kg = c // g, k // g
+        packed = self._packed_weights(layer, w2d)
+        tile, kr = kern.tile, kern.kr
+        nkb = kg // kr
+        hp, wp = h + 2 * ph, w + 2 * pw
+        plane = n * hp * wp
+        # Slack past the last plane: the last tile reads up to (kh-1)*wp + kw - 1 + tile elements beyond
+        # position `plane` of the last channel; what it reads there only reaches dropped positions.
+        src = self._scratch("pad", c * plane + (kh - 1) * wp + kw + tile)
+        K.pad_planes(x, ph, pw, src)
+        ntiles = -(-plane // tile)
+        key = (cg, kh, kw, plane, wp)
+        xoff = self._xoff.get(key)
+        if xoff is None:
+            cc, rr, ss = np.meshgrid(np.arange(cg), np.arange(kh), np.arange(kw), indexing="ij")
+            xoff = self._xoff[key] = np.ascontiguousarray((cc * plane + rr * wp + ss).reshape(-1), np.int64)
+        # A scratch block of at most OUT_CHUNK_ELEMENTS (stays in L2), at least about four tasks per thread.
+        per = max(1, min(OUT_CHUNK_ELEMENTS // (kg * tile), -(-ntiles // (4 * self.threads))))
+        chunks = [(t0, min(ntiles, t0 + per)) for t0 in range(0, ntiles, per)]
+        parts = max(1, min(nkb, -(-2 * self.threads // (len(chunks) * g))))
+        kper = -(-nkb // parts)
+        tasks = [(i, t0, t1, k0, min(nkb, k0 + kper)) for i in range(g) for (t0, t1) in chunks
+                 for k0 in range(0, nkb, kper)]
+        slot_size = kg * per * tile
+        scratch = self._scratch("conv_out", self.threads * slot_size)
+        item = src.itemsize
+
+        def one(t, slot):
+            i, t0, t1, k0, k1 = tasks[t]
+            r0, rows, width = i * kg + k0 * kr, (k1 - k0) * kr, (t1 - t0) * tile
+            blk = scratch[slot * slot_size: slot * slot_size + rows * width]
+            kern.run(packed[i][k0:k1], src.ctypes.data + (i * cg * plane + t0 * tile) * item, xoff,
+                     blk.ctypes.data, width, t1 - t0, b[r0:], relu)
+            K.crop_positions(blk.reshape(rows, width), t0 * tile, min(t1 * tile, plane), hp, wp, p, q,
+                             out[r0:r0 + rows])
+        self._tasks(len(tasks), one)
+
+    def _scratch(self, name: str, size: int) -> np.ndarray:
+        """A float32 work buffer of at least ``size`` elements, kept for the next call (grows only)."""
+        buf = self._work.get(name)
+        if buf is None or buf.size < size:
+            buf = self._work[name] = np.empty(size, np.float32)
+        return buf[:size]
 
     def _conv_by_channels(self, layer, x, out, w2d, b, act, relu, cols_buf) -> None:
         """A conv with few output positions (batch 1, late layers): the column matrix is built once (rows

@@ -101,6 +101,53 @@ def im2col_rows(x, n, kh, kw, sh, sw, ph, pw, p_, q_, r0, r1, cols):
         _im2col_row(x, n, 0, p_, kh, kw, sh, sw, ph, pw, q_, cols, row)
 
 
+@njit(parallel=True, **_OPTS)
+def pad_planes(x, ph, pw, out):
+    """Zero-padded copy of ``x (C, N, H, W)`` into ``out``, read as ``(C, N, H+2ph, W+2pw)`` from
+    element 0 (the direct conv's padded-width input; ``out`` may be longer)."""
+    c_, n_, h_, w_ = x.shape
+    hp, wp = h_ + 2 * ph, w_ + 2 * pw
+    for i in prange(c_ * n_):
+        c = i // n_
+        n = i % n_
+        base = i * hp * wp
+        plane = out[base:base + hp * wp]
+        plane[:ph * wp] = 0.0
+        plane[(ph + h_) * wp:] = 0.0
+        for y in range(h_):
+            row = plane[(ph + y) * wp:(ph + y + 1) * wp]
+            row[:pw] = 0.0
+            row[pw + w_:] = 0.0
+            src = x[c, n, y]
+            dst = row[pw:pw + w_]
+            for j in range(w_):
+                dst[j] = src[j]
+
+
+@njit(**_OPTS)
+def crop_positions(src, o0, o1, hp, wp, p_, q_, out):
+    """Copy the valid outputs among padded-width positions ``o0 <= o < o1`` (``src[:, o - o0]``, with
+    ``o = (n*hp + p)*wp + q``) to ``out (K, N, P, Q)`` where ``p < P`` and ``q < Q`` (serial)."""
+    k_ = out.shape[0]
+    first = o0 // wp
+    last = (o1 - 1) // wp
+    for line in range(first, last + 1):  # padded rows (n*hp + p) meeting [o0, o1)
+        n = line // hp
+        p = line % hp
+        if p >= p_:
+            continue
+        a = max(line * wp, o0)
+        e = min(line * wp + q_, o1)
+        if e <= a:
+            continue
+        q0 = a - line * wp
+        for k in range(k_):
+            s = src[k, a - o0:e - o0]
+            d = out[k, n, p, q0:q0 + (e - a)]
+            for j in range(s.size):
+                d[j] = s[j]
+
+
 @njit(**_OPTS)
 def bias_act(y, bias, m0, m1, relu):
     """``y[:, m0:m1] += bias[k]`` per row k, then ReLU when ``relu``; in place (serial)."""
@@ -146,8 +193,8 @@ def add(a, b, out):
 def max_pool(x, kh, kw, sh, sw, ph, pw, out):
     """Caffe MAX pooling of planes ``x (B, H, W) -> out (B, P, Q)``; the window is clipped to the input.
 
-    Separable: per output row, the max over the window's input rows (a contiguous, vectorised pass),
-    then the max over each window's columns of that."""
+    Separable: per output row, the max over the window's input rows (one vectorised pass over the
+    row, three rows at once for the common 3-row window), then the max over each window's columns."""
     b_, h_, w_ = x.shape
     p_, q_ = out.shape[1], out.shape[2]
     for b in prange(b_):
@@ -156,26 +203,34 @@ def max_pool(x, kh, kw, sh, sw, ph, pw, out):
             h0 = p * sh - ph
             h1 = min(h0 + kh, h_)
             h0 = max(h0, 0)
-            first = x[b, h0]
-            for j in range(w_):
-                colmax[j] = first[j]
-            for i in range(h0 + 1, h1):
-                xr = x[b, i]
+            if h1 - h0 == 3:
+                r0, r1, r2 = x[b, h0], x[b, h0 + 1], x[b, h0 + 2]
                 for j in range(w_):
-                    colmax[j] = max(colmax[j], xr[j])
+                    colmax[j] = max(max(r0[j], r1[j]), r2[j])
+            else:
+                first = x[b, h0]
+                for j in range(w_):
+                    colmax[j] = first[j]
+                for i in range(h0 + 1, h1):
+                    xr = x[b, i]
+                    for j in range(w_):
+                        colmax[j] = max(colmax[j], xr[j])
             orow = out[b, p]
-            # windows inside the input, q in [qa, qb): j-th tap of every window in one strided pass
+            # windows inside the input, q in [qa, qb)
             qa = min(q_, (pw + sw - 1) // sw)
             qb = max(qa, min(q_, (w_ - kw + pw) // sw + 1))
             if qb > qa:
                 src = colmax[qa * sw - pw:]
                 dst = orow[qa:qb]
-                for i in range(qb - qa):
-                    dst[i] = src[i * sw]
-                for j in range(1, kw):
-                    src = colmax[qa * sw - pw + j:]
+                if sw == 2 and kw == 3:  # the usual window: a constant stride LLVM vectorises
                     for i in range(qb - qa):
-                        dst[i] = max(dst[i], src[i * sw])
+                        dst[i] = max(max(src[2 * i], src[2 * i + 1]), src[2 * i + 2])
+                else:
+                    for i in range(qb - qa):
+                        m = src[i * sw]
+                        for j in range(1, kw):
+                            m = max(m, src[i * sw + j])
+                        dst[i] = m
             for q in range(q_):  # windows clipped by the edges
                 if qa <= q < qb:
                     continue
