@@ -13,8 +13,8 @@ where ``o`` runs over output positions in *padded-width* coordinates.  For a CNH
 ``(C, N, Hp, Wp)`` and a kernel ``(R, S)``, output ``(n, p, q)`` sits at ``o = (n*Hp + p)*Wp + q`` and
 tap ``l = (c, r, s)`` reads ``x[c*N*Hp*Wp + r*Wp + s + o]``: every tap is the same contiguous run of
 the input, shifted.  Positions with ``q >= Q`` or ``p >= P`` are computed and dropped by the caller
-(``(S-1)/Wp`` and ``(R-1)/Hp`` of the work: 3.5% for 3x3 on 55x55).  A 1x1 unpadded conv is the
-special case ``xoff[c] = c*N*H*W`` with no dropped positions.
+(``(S-1)/Wp`` and ``(R-1)/Hp`` of the work: 3.5% for 3x3 on 55x55).  The CPU backend sends it the
+stride-1 convs larger than 1x1; a 1x1 conv needs no im2col, and BLAS reads its input in place.
 
 Register block: ``KR`` output channels x ``NV`` vectors of ``VL`` positions (8 x 3 x 16 with AVX-512:
 24 accumulators, 3 input vectors and a broadcast weight in 32 registers).  The reduction is split into
@@ -125,7 +125,7 @@ def _module(kr: int, nv: int, vl: int) -> str:
           y[kb*KR : +KR, tile] = acc
     """
     import llvmlite.ir as ir
-    f32, i64, i32, i1 = ir.FloatType(), ir.IntType(64), ir.IntType(32), ir.IntType(1)
+    f32, i64, i32 = ir.FloatType(), ir.IntType(64), ir.IntType(32)
     vec = ir.VectorType(f32, vl)
     f32p, i64p, vecp = f32.as_pointer(), i64.as_pointer(), vec.as_pointer()
     mod = ir.Module(name="sqsim_direct_conv")
