@@ -90,7 +90,6 @@ class CpuBackend:
         self._direct = _direct_kernel() if direct else None
         self._packed: dict[str, tuple] = {}   # layer -> (dense weights, packed per group)
         self._xoff: dict[tuple, np.ndarray] = {}
-        self._work: dict[str, np.ndarray] = {}
 
     @contextmanager
     def running(self):
@@ -184,10 +183,8 @@ class CpuBackend:
         # split what is larger (few output positions, many channels: batch 1, late layers).
         if self._pool is not None and n * p * q <= min(k, SPLIT_CHANNELS_COLUMNS):
             return self._conv_by_channels(layer, x, out, w2d, b, act, relu, cols_buf)
-        # The direct kernel replaces im2col; a 1x1 conv has none (BLAS reads its input in place, and is
-        # as fast on these memory-bound layers), nor has a strided conv a shifted-run form.
-        if self._direct is not None and (sh, sw) == (1, 1) and kh * kw > 1 and kg % self._direct.kr == 0:
-            return self._conv_direct(layer, x, out, w2d, b, relu)
+        if self._takes_direct(layer, k):
+            return self._conv_direct(layer, x, out, w2d, b, relu, cols_buf)
         if isinstance(w2d, tuple):
             w2d = self.decode(*w2d)
         if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):  # the input is the column matrix
@@ -240,61 +237,74 @@ class CpuBackend:
             self._packed[layer.name] = (w2d, packed)
         return packed
 
-    def _conv_direct(self, layer, x, out, w2d, b, relu: bool) -> None:
+    def _takes_direct(self, layer, k: int) -> bool:
+        """Whether a conv with ``k`` outputs that does not split by channels runs on the direct kernel.
+
+        The direct kernel replaces im2col; a 1x1 conv has none (BLAS reads its input in place, and is as
+        fast on these memory-bound layers), nor has a strided conv a shifted-run form."""
+        return (self._direct is not None and tuple(layer.stride) == (1, 1)
+                and layer.kernel[0] * layer.kernel[1] > 1 and (k // layer.groups) % self._direct.kr == 0)
+
+    def _direct_layout(self, layer, c: int, n: int, h: int, w: int, k: int):
+        """``(hp, wp, ntiles, per, pad_elements, slot_elements)`` of a direct conv: the padded input's
+        height and width, tiles of output positions, tiles per task, and the sizes of the work buffer's
+        two parts (the padded input, then an output block per thread)."""
+        kh, kw = layer.kernel
+        ph, pw = layer.pad
+        tile = self._direct.tile
+        kg = k // layer.groups
+        hp, wp = h + 2 * ph, w + 2 * pw
+        plane = n * hp * wp
+        ntiles = -(-plane // tile)
+        # A block of at most OUT_CHUNK_ELEMENTS (stays in L2), at least about four tasks per thread.
+        per = max(1, min(OUT_CHUNK_ELEMENTS // (kg * tile), -(-ntiles // (4 * self.threads))))
+        # Slack past the last plane: the last tile reads up to (kh-1)*wp + kw - 1 + tile elements beyond
+        # position `plane` of the last channel; what it reads there only reaches dropped positions.
+        pad_elements = c * plane + (kh - 1) * wp + kw + tile
+        return hp, wp, ntiles, per, pad_elements, kg * per * tile
+
+    def _conv_direct(self, layer, x, out, w2d, b, relu: bool, work) -> None:
         """Stride-1 convolution by the direct-conv kernel (:mod:`.direct_conv`): no im2col.
 
-        The input is copied once, zero-padded, into padded-width coordinates; tasks split the output
-        positions into chunks of tiles (and split the output channels when there are few chunks), each
-        writing a scratch block that stays in cache, from which the valid positions are copied out."""
+        The input is copied once, zero-padded, into padded-width coordinates at the start of ``work``;
+        tasks split the output positions into chunks of tiles (and split the output channels when there
+        are few chunks), each writing a block of ``work`` that stays in cache, from which the valid
+        positions are copied out."""
         kern = self._direct
         c, n, h, w = x.shape
         k, _, p, q = out.shape
         kh, kw = layer.kernel
-        ph, pw = layer.pad
         g = layer.groups
         cg, kg = c // g, k // g
         packed = self._packed_weights(layer, w2d)
         tile, kr = kern.tile, kern.kr
         nkb = kg // kr
-        hp, wp = h + 2 * ph, w + 2 * pw
+        hp, wp, ntiles, per, pad_elements, slot_size = self._direct_layout(layer, c, n, h, w, k)
         plane = n * hp * wp
-        # Slack past the last plane: the last tile reads up to (kh-1)*wp + kw - 1 + tile elements beyond
-        # position `plane` of the last channel; what it reads there only reaches dropped positions.
-        src = self._scratch("pad", c * plane + (kh - 1) * wp + kw + tile)
-        K.pad_planes(x, ph, pw, src)
-        ntiles = -(-plane // tile)
+        src = work[:pad_elements]
+        K.pad_planes(x, *layer.pad, src)
         key = (cg, kh, kw, plane, wp)
         xoff = self._xoff.get(key)
         if xoff is None:
             cc, rr, ss = np.meshgrid(np.arange(cg), np.arange(kh), np.arange(kw), indexing="ij")
             xoff = self._xoff[key] = np.ascontiguousarray((cc * plane + rr * wp + ss).reshape(-1), np.int64)
-        # A scratch block of at most OUT_CHUNK_ELEMENTS (stays in L2), at least about four tasks per thread.
-        per = max(1, min(OUT_CHUNK_ELEMENTS // (kg * tile), -(-ntiles // (4 * self.threads))))
         chunks = [(t0, min(ntiles, t0 + per)) for t0 in range(0, ntiles, per)]
         parts = max(1, min(nkb, -(-2 * self.threads // (len(chunks) * g))))
         kper = -(-nkb // parts)
         tasks = [(i, t0, t1, k0, min(nkb, k0 + kper)) for i in range(g) for (t0, t1) in chunks
                  for k0 in range(0, nkb, kper)]
-        slot_size = kg * per * tile
-        scratch = self._scratch("conv_out", self.threads * slot_size)
+        blocks = work[pad_elements:pad_elements + self.threads * slot_size]
         item = src.itemsize
 
         def one(t, slot):
             i, t0, t1, k0, k1 = tasks[t]
             r0, rows, width = i * kg + k0 * kr, (k1 - k0) * kr, (t1 - t0) * tile
-            blk = scratch[slot * slot_size: slot * slot_size + rows * width]
+            blk = blocks[slot * slot_size: slot * slot_size + rows * width]
             kern.run(packed[i][k0:k1], src.ctypes.data + (i * cg * plane + t0 * tile) * item, xoff,
                      blk.ctypes.data, width, t1 - t0, b[r0:], relu)
             K.crop_positions(blk.reshape(rows, width), t0 * tile, min(t1 * tile, plane), hp, wp, p, q,
                              out[r0:r0 + rows])
         self._tasks(len(tasks), one)
-
-    def _scratch(self, name: str, size: int) -> np.ndarray:
-        """A float32 work buffer of at least ``size`` elements, kept for the next call (grows only)."""
-        buf = self._work.get(name)
-        if buf is None or buf.size < size:
-            buf = self._work[name] = np.empty(size, np.float32)
-        return buf[:size]
 
     def _conv_by_channels(self, layer, x, out, w2d, b, act, relu, cols_buf) -> None:
         """A conv with few output positions (batch 1, late layers): the column matrix is built once (rows
@@ -350,9 +360,18 @@ class CpuBackend:
         per_sample = -(-4 * self.threads // n)  # bands per sample for enough tasks
         return max(1, min(band, -(-p // per_sample)))
 
-    def cols_elements(self, rows: int, n: int, p: int, q: int) -> int:
-        """Size of the im2col buffer :meth:`conv2d` needs: one band per thread."""
+    def cols_elements(self, layer, in_shape, n: int, out_hw) -> int:
+        """Size of the work buffer :meth:`conv2d` needs for ``layer`` on ``n`` samples of ``in_shape``
+        ``(C, H, W)``: the whole column matrix when the channels may be split; else the padded input and
+        an output block per thread for the direct kernel, or one im2col band per thread."""
+        c, h, w = in_shape
+        p, q = out_hw
+        k = layer.out_channels
+        rows = c * layer.kernel[0] * layer.kernel[1]
         by_channels = rows * n * p * q if n * p * q <= SPLIT_CHANNELS_COLUMNS else 0
+        if self._takes_direct(layer, k):
+            *_, pad_elements, slot_elements = self._direct_layout(layer, c, n, h, w, k)
+            return max(by_channels, pad_elements + self.threads * slot_elements)
         return max(by_channels, self.threads * rows * self._band(rows, n, p, q) * q)
 
     def fc_features(self, x, feat_buf) -> np.ndarray:

@@ -133,9 +133,9 @@ class GpuBackend:
         return self._zero_bias[k]
 
     @staticmethod
-    def cols_elements(rows: int, n: int, p: int, q: int) -> int:  # noqa: D102
+    def cols_elements(layer, in_shape, n: int, out_hw) -> int:  # noqa: D102
         """Size of the im2col buffer :meth:`conv2d` needs (the whole batch at once)."""
-        return rows * n * p * q
+        return in_shape[0] * layer.kernel[0] * layer.kernel[1] * n * out_hw[0] * out_hw[1]
 
     # --- ops -------------------------------------------------------------------------------------------
     def input(self, x: np.ndarray, out) -> None:
