@@ -7,7 +7,7 @@ import pytest
 
 from sqsim.exec import Executor
 from sqsim.exec.cpu import CpuBackend
-from sqsim.exec.direct_conv import LB, compile_kernel, kernel
+from sqsim.exec.direct_conv import LB, NSEG, compile_kernel, kernel, store_map
 from sqsim.ir import Layer
 from tests.test_exec import RTOL, rand, ref_conv, single
 
@@ -17,10 +17,12 @@ def kern(request):
     return compile_kernel() if request.param == "host" else compile_kernel(wide=False)
 
 
+@pytest.mark.parametrize("blocked", [False, True])
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("taps", [5, LB, LB + 37, 3 * LB])   # one, exactly one, and several reduction blocks
-def test_kernel_is_a_gemm_on_shifted_runs(kern, taps, relu):
-    """y[k, o] = bias[k] + sum_l w[k, l] * x[xoff[l] + o], with xoff arbitrary (here: shuffled rows)."""
+def test_kernel_is_a_gemm_on_shifted_runs(kern, taps, relu, blocked):
+    """y[k, o] = bias[k] + sum_l w[k, l] * x[xoff[l] + o], with xoff arbitrary (here: shuffled rows), in
+    both loop orders (the blocked one keeps partial sums in ``part`` between reduction blocks)."""
     rng = np.random.default_rng(taps)
     k, ntiles = 3 * kern.kr, 3
     m = ntiles * kern.tile
@@ -30,13 +32,70 @@ def test_kernel_is_a_gemm_on_shifted_runs(kern, taps, relu):
     w = rng.standard_normal((k, taps)).astype(np.float32)
     bias = rng.standard_normal(k).astype(np.float32)
     y = np.full((k, m + 5), np.nan, np.float32)  # ldy > width: the extra columns stay untouched
-    kern.run(kern.pack(w), x.ctypes.data, xoff, y.ctypes.data, y.shape[1], ntiles, bias, relu)
+    vdst, vmask = store_map(1, 1, m, 1, m, ntiles * kern.nv, kern.vl)  # position o -> column o
+    part = np.full(k * kern.tile, np.nan, np.float32) if blocked else None
+    kern.run(kern.pack(w), x.ctypes.data, xoff, y.ctypes.data, y.shape[1], ntiles, bias, relu, vdst, vmask, part)
     cols = x[xoff[:, None] + np.arange(m)[None, :]].astype(np.float64)
     ref = w.astype(np.float64) @ cols + bias[:, None]
     if relu:
         ref = np.maximum(ref, 0.0)
     np.testing.assert_allclose(y[:, :m], ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
     assert np.isnan(y[:, m:]).all()
+
+
+def brute_store(n, hq, wq, p, q, nvec, vl):
+    """Where each lane of each vector goes, by walking the positions one by one: {(v, lane): out index}."""
+    where = {}
+    for v in range(nvec):
+        for lane in range(vl):
+            o = v * vl + lane
+            i, rest = divmod(o, hq * wq)
+            r, c = divmod(rest, wq)
+            if i < n and r < p and c < q:
+                where[(v, lane)] = (i * p + r) * q + c
+    return where
+
+
+@pytest.mark.parametrize("geometry", [(2, 7, 9, 5, 7), (1, 4, 8, 4, 8), (3, 5, 12, 3, 6), (2, 6, 30, 6, 28),
+                                      (1, 1, 100, 1, 100)])
+@pytest.mark.parametrize("vl", [8, 16])
+def test_store_map_sends_every_valid_position_once(geometry, vl):
+    n, hq, wq, p, q = geometry
+    if 2 * wq < vl - 1:
+        with pytest.raises(ValueError, match="too narrow"):
+            store_map(n, hq, wq, p, q, 4, vl)
+        return
+    nvec = -(-n * hq * wq // vl) + 1  # one vector wholly past the end
+    vdst, vmask = store_map(n, hq, wq, p, q, nvec, vl)
+    got = {}
+    for v in range(nvec):
+        assert not (vmask[v, 0] & vmask[v, 1] or vmask[v, 0] & vmask[v, 2] or vmask[v, 1] & vmask[v, 2])
+        for s in range(NSEG):
+            for lane in range(vl):
+                if vmask[v, s] >> lane & 1:
+                    got[(v, lane)] = int(vdst[v, s]) + lane
+    assert got == brute_store(n, hq, wq, p, q, nvec, vl)
+    assert sorted(got.values()) == list(range(n * p * q))
+
+
+@pytest.mark.parametrize("stride, pad", [((1, 1), (1, 1)), ((2, 2), (0, 0)), ((2, 3), (1, 2)), ((4, 4), (0, 0)),
+                                         ((3, 1), (2, 0))])
+def test_pad_phases_splits_the_padded_input_into_stride_phases(stride, pad):
+    from sqsim.exec import cpu_kernels as K
+    x = rand((3, 2, 11, 9), 1)
+    (sh, sw), (ph, pw) = stride, pad
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    hq, wq = -(-xp.shape[2] // sh), -(-xp.shape[3] // sw)
+    out = np.full(3 * sh * sw * 2 * hq * wq + 7, np.nan, np.float32)
+    K.pad_phases(x, ph, pw, sh, sw, hq, wq, out)
+    got = out[:-7].reshape(3, sh, sw, 2, hq, wq)
+    for a in range(sh):
+        for b in range(sw):
+            phase = xp[:, :, a::sh, b::sw]
+            want = np.zeros((3, 2, hq, wq), np.float32)
+            want[:, :, :phase.shape[2], :phase.shape[3]] = phase
+            np.testing.assert_array_equal(got[:, a, b], want)
+    assert np.isnan(out[-7:]).all()
 
 
 def test_pack_pads_rows_to_the_register_block(kern):
@@ -47,20 +106,26 @@ def test_pack_pads_rows_to_the_register_block(kern):
     assert not p.transpose(0, 2, 1).reshape(-1, 7)[5:].any()
 
 
-DIRECT_CONVS = [  # (in C,H,W), out, kernel, pad, groups: stride 1, kernel > 1x1, out/groups a multiple of 8
-    ((3, 9, 9), 16, (3, 3), (1, 1), 1),
-    ((5, 12, 10), 8, (3, 3), (0, 0), 1),
-    ((4, 6, 7), 32, (5, 5), (2, 2), 2),        # AlexNet conv2-like groups
-    ((6, 13, 13), 24, (3, 1), (1, 0), 3),      # rectangular kernel and pad
-    ((16, 15, 15), 64, (3, 3), (1, 1), 1),     # a fire expand3x3 in small
-    ((2, 4, 4), 8, (4, 4), (3, 3), 1),         # padding wider than the input's centre
+DIRECT_CONVS = [  # (in C,H,W), out, kernel, stride, pad, groups: out/groups a multiple of 8
+    ((3, 9, 9), 16, (3, 3), (1, 1), (1, 1), 1),
+    ((5, 12, 10), 8, (3, 3), (1, 1), (0, 0), 1),
+    ((4, 6, 7), 32, (5, 5), (1, 1), (2, 2), 2),        # AlexNet conv2-like groups
+    ((6, 13, 13), 24, (3, 1), (1, 1), (1, 0), 3),      # rectangular kernel and pad
+    ((16, 15, 15), 64, (3, 3), (1, 1), (1, 1), 1),     # a fire expand3x3 in small
+    ((2, 4, 4), 8, (4, 4), (1, 1), (3, 3), 1),         # padding wider than the input's centre
+    ((3, 37, 37), 16, (7, 7), (2, 2), (0, 0), 1),      # SqueezeNet v1.0 conv1 in small: stride phases
+    ((3, 43, 43), 16, (11, 11), (4, 4), (2, 2), 1),    # AlexNet conv1-like, padded
+    ((4, 20, 50), 8, (3, 2), (2, 3), (1, 0), 1),       # unequal strides
+    ((24, 9, 11), 16, (1, 1), (1, 1), (0, 0), 1),      # 1x1: input read in place, partial last tile
+    ((32, 7, 7), 16, (1, 1), (1, 1), (0, 0), 2),       # grouped 1x1
+    ((320, 9, 9), 16, (3, 3), (1, 1), (1, 1), 1),      # many taps: the blocked reduction
 ]
 
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("batch", [1, 3])
-@pytest.mark.parametrize("shape, out, kernel_hw, pad, groups", DIRECT_CONVS)
-def test_direct_convs_match_reference(shape, out, kernel_hw, pad, groups, batch, threads, monkeypatch):
+@pytest.mark.parametrize("shape, out, kernel_hw, stride, pad, groups", DIRECT_CONVS)
+def test_direct_convs_match_reference(shape, out, kernel_hw, stride, pad, groups, batch, threads, monkeypatch):
     import numba
     if threads > numba.config.NUMBA_NUM_THREADS:
         pytest.skip("needs 2 Numba threads")
@@ -68,7 +133,7 @@ def test_direct_convs_match_reference(shape, out, kernel_hw, pad, groups, batch,
     used = []
     real = CpuBackend._conv_direct
     monkeypatch.setattr(CpuBackend, "_conv_direct", lambda self, *a: used.append(1) or real(self, *a))
-    layer = Layer("conv", "conv2d", out_channels=out, kernel=kernel_hw, pad=pad, groups=groups)
+    layer = Layer("conv", "conv2d", out_channels=out, kernel=kernel_hw, stride=stride, pad=pad, groups=groups)
     g, w = single(layer, shape)
     x = rand((batch,) + shape, seed=batch)
     try:
@@ -77,7 +142,7 @@ def test_direct_convs_match_reference(shape, out, kernel_hw, pad, groups, batch,
         y2 = ex.run(x)["conv"]  # second run: packed weights from the cache
     finally:
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-    ref = ref_conv(x, w["conv"].weight, w["conv"].bias, (1, 1), pad, groups)
+    ref = ref_conv(x, w["conv"].weight, w["conv"].bias, stride, pad, groups)
     np.testing.assert_allclose(y, ref, rtol=RTOL, atol=RTOL * np.abs(ref).max())
     np.testing.assert_array_equal(y, y2)
     # the few-positions channel split (2 threads, batch 1) may take a layer instead
@@ -85,7 +150,8 @@ def test_direct_convs_match_reference(shape, out, kernel_hw, pad, groups, batch,
 
 
 def test_direct_and_im2col_paths_agree_on_a_network():
-    """SqueezeNet v1.1 at 67x67: every expand3x3 on the direct kernel vs the same run with im2col."""
+    """SqueezeNet v1.1 at 67x67 (conv1 3x3/2, the expand3x3 and the narrower 1x1 convs on the direct
+    kernel) vs the same run with im2col + BLAS everywhere."""
     from sqsim.ir import load
     from sqsim.weights import he_init
     from tests.conftest import ARCHS
@@ -99,3 +165,46 @@ def test_direct_and_im2col_paths_agree_on_a_network():
     a = direct.run(x, outputs=["pool10"])["pool10"]
     b = im2col.run(x, outputs=["pool10"])["pool10"]
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("shape, out, kernel_hw, stride, pad, groups", DIRECT_CONVS)
+def test_direct_conv_stays_inside_its_buffers(shape, out, kernel_hw, stride, pad, groups):
+    """The kernel's masked stores write every output once and nothing around it, and its work (the
+    phase-split input, the partial sums) fits the size cols_elements gave; guard bands on both sides."""
+    be = CpuBackend(1)
+    layer = Layer("conv", "conv2d", out_channels=out, kernel=kernel_hw, stride=stride, pad=pad, groups=groups)
+    c, h, w_ = shape
+    n = 2
+    p = (h + 2 * pad[0] - kernel_hw[0]) // stride[0] + 1
+    q = (w_ + 2 * pad[1] - kernel_hw[1]) // stride[1] + 1
+    assert be._takes_direct(layer, c, out, (h, w_))
+    guard = 1024
+    size = out * n * p * q
+    ybuf = np.full(size + 2 * guard, -7.0, np.float32)
+    work_size = be.cols_elements(layer, shape, n, (p, q))
+    work = np.full(work_size + 2 * guard, -5.0, np.float32)
+    x = rand((c, n, h, w_), 2)  # CNHW, as the backend holds activations
+    wt = rand((out, c // groups * kernel_hw[0] * kernel_hw[1]), 3)
+    bias = rand((out,), 4)
+    be.conv2d(layer, x, ybuf[guard:guard + size].reshape(out, n, p, q), wt, bias, False, work[guard:-guard])
+    assert (ybuf[:guard] == -7).all() and (ybuf[-guard:] == -7).all()
+    assert (work[:guard] == -5).all() and (work[-guard:] == -5).all()
+    ref = ref_conv(x.transpose(1, 0, 2, 3), wt.reshape(out, c // groups, *kernel_hw), bias, stride, pad, groups)
+    got = ybuf[guard:guard + size].reshape(out, n, p, q).transpose(1, 0, 2, 3)
+    np.testing.assert_allclose(got, ref, rtol=RTOL, atol=RTOL * np.abs(ref).max())
+    if c // groups * kernel_hw[0] * kernel_hw[1] > 2000:
+        assert be._blocked(layer, c, h, w_)  # the case meant to cover the blocked kernel does
+
+
+def test_pointwise_convs_with_many_inputs_stay_on_blas():
+    """A 1x1 conv whose tile panel overflows L1 goes to BLAS (measured faster); 3x3 convs never do."""
+    be = CpuBackend(1)
+    if be._direct is None:
+        pytest.skip("no direct kernel on this CPU")
+    one = Layer("conv", "conv2d", out_channels=64, kernel=(1, 1))
+    three = Layer("conv", "conv2d", out_channels=64, kernel=(3, 3), pad=(1, 1))
+    assert be._takes_direct(one, 64, 64, (27, 27))
+    assert not be._takes_direct(one, 384, 64, (27, 27))
+    assert be._takes_direct(three, 384, 64, (27, 27))
+    assert not be._takes_direct(Layer("conv", "conv2d", out_channels=64, kernel=(1, 1), stride=(2, 2)), 64, 64,
+                                (27, 27))

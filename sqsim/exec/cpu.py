@@ -36,6 +36,12 @@ from .store import SparseWeights
 COLS_BAND_ELEMENTS = 1 << 18
 # Output elements per task of a 1x1 conv (512 KiB): the bias/ReLU pass then finds them in cache.
 OUT_CHUNK_ELEMENTS = 1 << 17
+# The direct kernel's input panel that stays in L1 (half the 48 KiB L1 of recent x86 cores).
+L1_PANEL_BYTES = 24 << 10
+# A direct conv whose block of output channels has more weights than this splits its reduction.
+BLOCKED_WEIGHT_BYTES = 72 << 10
+# Input elements per task of a direct conv (1 MiB): read once per block of output channels, from L2.
+IN_CHUNK_ELEMENTS = 1 << 18
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
@@ -183,7 +189,7 @@ class CpuBackend:
         # split what is larger (few output positions, many channels: batch 1, late layers).
         if self._pool is not None and n * p * q <= min(k, SPLIT_CHANNELS_COLUMNS):
             return self._conv_by_channels(layer, x, out, w2d, b, act, relu, cols_buf)
-        if self._takes_direct(layer, k):
+        if self._takes_direct(layer, c, k, (h, w)):
             return self._conv_direct(layer, x, out, w2d, b, relu, cols_buf)
         if isinstance(w2d, tuple):
             w2d = self.decode(*w2d)
@@ -237,73 +243,132 @@ class CpuBackend:
             self._packed[layer.name] = (w2d, packed)
         return packed
 
-    def _takes_direct(self, layer, k: int) -> bool:
-        """Whether a conv with ``k`` outputs that does not split by channels runs on the direct kernel.
+    def _takes_direct(self, layer, c: int, k: int, hw) -> bool:
+        """Whether a conv from ``c`` to ``k`` channels on an input of height and width ``hw`` that does not split
+        by channels runs on the direct kernel: any conv whose output channels per group fill its register
+        blocks, except a strided 1x1 (most of its input is never read).  The kernel stores the output
+        rows straight into place, which needs a phase width of at least half a vector
+        (:func:`.direct_conv.store_map`); a 1x1 conv has no rows to skip."""
+        if self._direct is None or (k // layer.groups) % self._direct.kr:
+            return False
+        if self._pointwise(layer):
+            # Its taps are its input channels, each a separate run: where the panel one tile reads (cg runs
+            # of a tile) would not stay in L1, BLAS's packed GEMM is faster (SqueezeNet's 1x1 convs from
+            # 384 channels: 2.5 vs 3.4 ms at batch 16; from 128: 2.9 vs 3.2 ms the other way).
+            return (c // layer.groups) * self._direct.tile * 4 <= L1_PANEL_BYTES
+        if layer.kernel[0] * layer.kernel[1] == 1:
+            return False
+        return 2 * self._phase_hw(layer, hw)[1] >= self._direct.vl - 1
 
-        The direct kernel replaces im2col; a 1x1 conv has none (BLAS reads its input in place, and is as
-        fast on these memory-bound layers), nor has a strided conv a shifted-run form."""
-        return (self._direct is not None and tuple(layer.stride) == (1, 1)
-                and layer.kernel[0] * layer.kernel[1] > 1 and (k // layer.groups) % self._direct.kr == 0)
+    @staticmethod
+    def _pointwise(layer) -> bool:
+        """A 1x1 stride-1 unpadded conv: its input already is the column matrix."""
+        return tuple(layer.kernel) + tuple(layer.stride) + tuple(layer.pad) == (1, 1, 1, 1, 0, 0)
+
+    @staticmethod
+    def _phase_hw(layer, hw) -> tuple[int, int]:
+        """Height and width of one stride phase of the padded input (the whole padded input at stride 1)."""
+        (h, w), (sh, sw), (ph, pw) = hw, layer.stride, layer.pad
+        return -(-(h + 2 * ph) // sh), -(-(w + 2 * pw) // sw)
 
     def _direct_layout(self, layer, c: int, n: int, h: int, w: int, k: int):
-        """``(hp, wp, ntiles, per, pad_elements, slot_elements)`` of a direct conv: the padded input's
-        height and width, tiles of output positions, tiles per task, and the sizes of the work buffer's
-        two parts (the padded input, then an output block per thread)."""
-        kh, kw = layer.kernel
-        ph, pw = layer.pad
+        """``(hq, wq, ntiles, src_elements, part_elements)`` of a direct conv: a stride phase's height and
+        width, the tiles of output positions, the size of the kernel's input in the work buffer, and
+        of each thread's partial sums after it (0 where the reduction runs whole: :meth:`_blocked`).
+
+        A 1x1 conv reads its input in place (one plane of ``n*h*w`` positions); only its last, partial
+        tile reads a copy (``c`` x one tile)."""
         tile = self._direct.tile
-        kg = k // layer.groups
-        hp, wp = h + 2 * ph, w + 2 * pw
-        plane = n * hp * wp
-        ntiles = -(-plane // tile)
-        # A block of at most OUT_CHUNK_ELEMENTS (stays in L2), at least about four tasks per thread.
-        per = max(1, min(OUT_CHUNK_ELEMENTS // (kg * tile), -(-ntiles // (4 * self.threads))))
-        # Slack past the last plane: the last tile reads up to (kh-1)*wp + kw - 1 + tile elements beyond
-        # position `plane` of the last channel; what it reads there only reaches dropped positions.
-        pad_elements = c * plane + (kh - 1) * wp + kw + tile
-        return hp, wp, ntiles, per, pad_elements, kg * per * tile
+        part = k // layer.groups * tile if self._blocked(layer, c, h, w) else 0
+        if self._pointwise(layer):
+            plane = n * h * w
+            return 1, plane, -(-plane // tile), c * tile, part
+        kh, kw = layer.kernel
+        sh, sw = layer.stride
+        hq, wq = self._phase_hw(layer, (h, w))
+        plane = n * hq * wq
+        # Slack past the last plane: the last tile reads up to ((kh-1)//sh)*wq + (kw-1)//sw + tile elements
+        # beyond position `plane` of the last phase; what it reads there only reaches dropped positions.
+        src_elements = c * sh * sw * plane + ((kh - 1) // sh) * wq + (kw - 1) // sw + tile
+        return hq, wq, -(-plane // tile), src_elements, part
 
+    def _blocked(self, layer, c: int, h: int, w: int) -> bool:
+        """Whether a direct conv splits its reduction into blocks of LB taps (the kernel's blocked form),
+        for the weights of a block of output channels (KR x L) too large to stay in cache while the
+        tiles of a chunk read them: measured at batch 16, a 3x3 conv from 512 channels (L = 4608) runs
+        67 ms blocked vs 99 ms whole, one from 256 channels (L = 2304) 213 vs 194 ms."""
+        taps = (c // layer.groups) * layer.kernel[0] * layer.kernel[1]
+        return self._direct.kr * taps * 4 > BLOCKED_WEIGHT_BYTES
     def _conv_direct(self, layer, x, out, w2d, b, relu: bool, work) -> None:
-        """Stride-1 convolution by the direct-conv kernel (:mod:`.direct_conv`): no im2col.
+        """Convolution by the direct-conv kernel (:mod:`.direct_conv`): no im2col.
 
-        The input is copied once, zero-padded, into padded-width coordinates at the start of ``work``;
-        tasks split the output positions into chunks of tiles (and split the output channels when there
-        are few chunks), each writing a block of ``work`` that stays in cache, from which the valid
-        positions are copied out."""
+        The input is copied once, zero-padded and split into stride phases (:func:`cpu_kernels.pad_phases`),
+        at the start of ``work``; then tap ``(c, r, s)`` reads phase ``(c, r % sh, s % sw)`` shifted by
+        ``(r // sh, s // sw)``, a contiguous run for every output tile.  A 1x1 conv reads its input in
+        place.  Tasks split the output positions into chunks of tiles (and the output channels when there
+        are few chunks); the kernel stores each output row straight into ``out``."""
         kern = self._direct
         c, n, h, w = x.shape
         k, _, p, q = out.shape
         kh, kw = layer.kernel
+        sh, sw = layer.stride
         g = layer.groups
         cg, kg = c // g, k // g
         packed = self._packed_weights(layer, w2d)
-        tile, kr = kern.tile, kern.kr
+        tile, kr, nv = kern.tile, kern.kr, kern.nv
         nkb = kg // kr
-        hp, wp, ntiles, per, pad_elements, slot_size = self._direct_layout(layer, c, n, h, w, k)
-        plane = n * hp * wp
-        src = work[:pad_elements]
-        K.pad_planes(x, *layer.pad, src)
-        key = (cg, kh, kw, plane, wp)
-        xoff = self._xoff.get(key)
-        if xoff is None:
+        hq, wq, ntiles, src_elements, part_elements = self._direct_layout(layer, c, n, h, w, k)
+        pointwise = self._pointwise(layer)
+        # positions (i, r, c) -> outputs; a 1x1 conv's are one plane mapped to itself
+        geometry = (1, 1, wq, 1, wq) if pointwise else (n, hq, wq, p, q)
+        plane = geometry[0] * hq * wq
+        item = x.itemsize
+        key = (cg, kh, kw, sh, sw) + geometry
+        tables = self._xoff.get(key)
+        if tables is None:
+            from .direct_conv import store_map
             cc, rr, ss = np.meshgrid(np.arange(cg), np.arange(kh), np.arange(kw), indexing="ij")
-            xoff = self._xoff[key] = np.ascontiguousarray((cc * plane + rr * wp + ss).reshape(-1), np.int64)
+            phase = (cc * sh + rr % sh) * sw + ss % sw
+            xoff = np.ascontiguousarray((phase * plane + (rr // sh) * wq + ss // sw).reshape(-1), np.int64)
+            xoff_tail = np.ascontiguousarray(np.arange(cg, dtype=np.int64) * tile)
+            tables = self._xoff[key] = (xoff, xoff_tail) + store_map(*geometry, ntiles * nv, kern.vl)
+        xoff, xoff_tail, vdst, vmask = tables
+        if pointwise:
+            # the last tile would read past the input's end: it reads a zero-padded copy of its columns
+            full = plane // tile
+            tail = work[:src_elements].reshape(c, tile)
+            tail[:, :plane - full * tile] = x.reshape(c, plane)[:, full * tile:]
+            tail[:, plane - full * tile:] = 0.0
+            src_addr, tail_addr = x.ctypes.data, tail.ctypes.data
+        else:
+            full = ntiles
+            src = work[:src_elements]
+            K.pad_phases(x, *layer.pad, sh, sw, hq, wq, src)
+            src_addr = src.ctypes.data
+        # At least about four tasks per thread; a chunk's input (cg*sh*sw phases of per*tile positions)
+        # stays in L2 while each block of KR output channels reads it.
+        per = max(1, min(IN_CHUNK_ELEMENTS // (cg * sh * sw * tile), -(-ntiles // (4 * self.threads))))
         chunks = [(t0, min(ntiles, t0 + per)) for t0 in range(0, ntiles, per)]
         parts = max(1, min(nkb, -(-2 * self.threads // (len(chunks) * g))))
         kper = -(-nkb // parts)
         tasks = [(i, t0, t1, k0, min(nkb, k0 + kper)) for i in range(g) for (t0, t1) in chunks
                  for k0 in range(0, nkb, kper)]
-        blocks = work[pad_elements:pad_elements + self.threads * slot_size]
-        item = src.itemsize
+        y = out.reshape(k, n * p * q)
+
+        parts_buf = work[src_elements:src_elements + self.threads * part_elements]
 
         def one(t, slot):
             i, t0, t1, k0, k1 = tasks[t]
-            r0, rows, width = i * kg + k0 * kr, (k1 - k0) * kr, (t1 - t0) * tile
-            blk = blocks[slot * slot_size: slot * slot_size + rows * width]
-            kern.run(packed[i][k0:k1], src.ctypes.data + (i * cg * plane + t0 * tile) * item, xoff,
-                     blk.ctypes.data, width, t1 - t0, b[r0:], relu)
-            K.crop_positions(blk.reshape(rows, width), t0 * tile, min(t1 * tile, plane), hp, wp, p, q,
-                             out[r0:r0 + rows])
+            r0 = i * kg + k0 * kr
+            part = parts_buf[slot * part_elements:(slot + 1) * part_elements] if part_elements else None
+            args = (y[r0:].ctypes.data, y.shape[1])
+            stop = min(t1, full)
+            if stop > t0:
+                kern.run(packed[i][k0:k1], src_addr + (i * cg * sh * sw * plane + t0 * tile) * item, xoff,
+                         *args, stop - t0, b[r0:], relu, vdst[t0 * nv:], vmask[t0 * nv:], part)
+            if t1 > full:
+                kern.run(packed[i][k0:k1], tail_addr + i * cg * tile * item, xoff_tail,
+                         *args, 1, b[r0:], relu, vdst[full * nv:], vmask[full * nv:], part)
         self._tasks(len(tasks), one)
 
     def _conv_by_channels(self, layer, x, out, w2d, b, act, relu, cols_buf) -> None:
@@ -362,16 +427,20 @@ class CpuBackend:
 
     def cols_elements(self, layer, in_shape, n: int, out_hw) -> int:
         """Size of the work buffer :meth:`conv2d` needs for ``layer`` on ``n`` samples of ``in_shape``
-        ``(C, H, W)``: the whole column matrix when the channels may be split; else the padded input and
-        an output block per thread for the direct kernel, or one im2col band per thread."""
+        ``(C, H, W)``: the whole column matrix when the channels may be split; else the phase-split input
+        (and partial sums) of the direct kernel, or one im2col band per thread.  A 1x1 conv reads its
+        input in place: only the direct kernel's last tile needs a copy."""
         c, h, w = in_shape
         p, q = out_hw
         k = layer.out_channels
+        pointwise = self._pointwise(layer)
         rows = c * layer.kernel[0] * layer.kernel[1]
-        by_channels = rows * n * p * q if n * p * q <= SPLIT_CHANNELS_COLUMNS else 0
-        if self._takes_direct(layer, k):
-            *_, pad_elements, slot_elements = self._direct_layout(layer, c, n, h, w, k)
-            return max(by_channels, pad_elements + self.threads * slot_elements)
+        by_channels = rows * n * p * q if n * p * q <= SPLIT_CHANNELS_COLUMNS and not pointwise else 0
+        if self._takes_direct(layer, c, k, (h, w)):
+            *_, src_elements, part_elements = self._direct_layout(layer, c, n, h, w, k)
+            return max(by_channels, src_elements + self.threads * part_elements)
+        if pointwise:
+            return 0
         return max(by_channels, self.threads * rows * self._band(rows, n, p, q) * q)
 
     def fc_features(self, x, feat_buf) -> np.ndarray:

@@ -102,50 +102,35 @@ def im2col_rows(x, n, kh, kw, sh, sw, ph, pw, p_, q_, r0, r1, cols):
 
 
 @njit(parallel=True, **_OPTS)
-def pad_planes(x, ph, pw, out):
-    """Zero-padded copy of ``x (C, N, H, W)`` into ``out``, read as ``(C, N, H+2ph, W+2pw)`` from
-    element 0 (the direct conv's padded-width input; ``out`` may be longer)."""
+def pad_phases(x, ph, pw, sh, sw, hq, wq, out):
+    """Zero-padded, stride-phase-split copy of ``x (C, N, H, W)`` into ``out``, read from element 0 as
+    ``(C, sh, sw, N, hq, wq)`` with ``out[c, a, b, n, i, j] = xpad[c, n, i*sh + a, j*sw + b]`` (zero past
+    the padded input): the direct conv's input, where every kernel tap of a strided conv is a shifted
+    run of one phase (``out`` may be longer).  Stride 1 is the plain padded copy."""
     c_, n_, h_, w_ = x.shape
-    hp, wp = h_ + 2 * ph, w_ + 2 * pw
-    for i in prange(c_ * n_):
-        c = i // n_
+    for i in prange(c_ * sh * sw * n_):
+        c = i // (sh * sw * n_)
+        a = (i // (sw * n_)) % sh
+        b = (i // n_) % sw
         n = i % n_
-        base = i * hp * wp
-        plane = out[base:base + hp * wp]
-        plane[:ph * wp] = 0.0
-        plane[(ph + h_) * wp:] = 0.0
-        for y in range(h_):
-            row = plane[(ph + y) * wp:(ph + y + 1) * wp]
-            row[:pw] = 0.0
-            row[pw + w_:] = 0.0
+        dst = out[i * hq * wq:(i + 1) * hq * wq]
+        for r in range(hq):
+            y = r * sh + a - ph  # input row of this phase row
+            row = dst[r * wq:(r + 1) * wq]
+            if y < 0 or y >= h_:
+                row[:] = 0.0
+                continue
             src = x[c, n, y]
-            dst = row[pw:pw + w_]
-            for j in range(w_):
-                dst[j] = src[j]
-
-
-@njit(**_OPTS)
-def crop_positions(src, o0, o1, hp, wp, p_, q_, out):
-    """Copy the valid outputs among padded-width positions ``o0 <= o < o1`` (``src[:, o - o0]``, with
-    ``o = (n*hp + p)*wp + q``) to ``out (K, N, P, Q)`` where ``p < P`` and ``q < Q`` (serial)."""
-    k_ = out.shape[0]
-    first = o0 // wp
-    last = (o1 - 1) // wp
-    for line in range(first, last + 1):  # padded rows (n*hp + p) meeting [o0, o1)
-        n = line // hp
-        p = line % hp
-        if p >= p_:
-            continue
-        a = max(line * wp, o0)
-        e = min(line * wp + q_, o1)
-        if e <= a:
-            continue
-        q0 = a - line * wp
-        for k in range(k_):
-            s = src[k, a - o0:e - o0]
-            d = out[k, n, p, q0:q0 + (e - a)]
-            for j in range(s.size):
-                d[j] = s[j]
+            # columns j with 0 <= j*sw + b - pw < W come from the input, the others are padding
+            j0 = min(wq, max(0, (pw - b + sw - 1) // sw))
+            j1 = max(j0, min(wq, (w_ - 1 + pw - b) // sw + 1))
+            row[:j0] = 0.0
+            row[j1:] = 0.0
+            if sw == 1:  # a contiguous run: vectorised copy
+                row[j0:j1] = src[j0 - pw:j1 - pw]
+            else:
+                for j in range(j0, j1):
+                    row[j] = src[j * sw + b - pw]
 
 
 @njit(**_OPTS)

@@ -31,6 +31,10 @@ import numpy as np
 
 # Reduction taps per block: the input panel of a tile (LB * NV * VL * 4 bytes = 24 KiB) stays in L1.
 LB = 128
+# Output segments per vector: a vector's lanes meet at most NSEG rows of the output (padded width >= VL/2).
+NSEG = 3
+# Software prefetch distance, in tiles.
+PF = 4
 
 _LOCK = threading.Lock()
 _KERNEL = None
@@ -46,10 +50,10 @@ class DirectConvKernel:
         ``tile = nv * vl`` positions.
     """
 
-    def __init__(self, kr: int, nv: int, vl: int, fn, engine):
+    def __init__(self, kr: int, nv: int, vl: int, fn, blocked, engine):
         self.kr, self.nv, self.vl = kr, nv, vl
         self.tile = nv * vl
-        self._fn = fn
+        self._fn, self._blocked = fn, blocked
         self._engine = engine  # keeps the machine code alive
 
     def pack(self, w2d: np.ndarray) -> np.ndarray:
@@ -61,15 +65,49 @@ class DirectConvKernel:
         return np.ascontiguousarray(src.reshape(kp // self.kr, self.kr, l).transpose(0, 2, 1))
 
     def run(self, wp: np.ndarray, x_addr: int, xoff: np.ndarray, y_addr: int, ldy: int, ntiles: int,
-            bias: np.ndarray, relu: bool) -> None:
-        """``y[k, o] (+)= ...`` for ``0 <= o < ntiles * tile`` and every row block of ``wp``.
+            bias: np.ndarray, relu: bool, vdst: np.ndarray, vmask: np.ndarray, part: np.ndarray | None = None) -> None:
+        """``y[k, dst(o)] (+)= ...`` for ``0 <= o < ntiles * tile`` and every row block of ``wp``.
 
-        ``x_addr`` and ``y_addr`` are the addresses of position 0 (``x`` must be readable up to
-        ``max(xoff) + ntiles * tile``); ``y`` has ``wp.shape[0] * kr`` rows of stride ``ldy``; ``bias``
-        has at least that many entries.  Releases the GIL.
+        ``x_addr`` is the address of position 0 (``x`` must be readable up to ``max(xoff) + ntiles *
+        tile``); ``y_addr`` that of row 0, with ``wp.shape[0] * kr`` rows of stride ``ldy``; ``vdst``
+        and ``vmask`` (:func:`store_map`, from this tile's first vector on) say where each lane goes;
+        ``bias`` has at least ``wp.shape[0] * kr`` entries.  Releases the GIL.
         """
-        self._fn(wp.ctypes.data, x_addr, xoff.ctypes.data, y_addr, ldy, wp.shape[0], ntiles, wp.shape[1],
-                 bias.ctypes.data, int(relu))
+        a = (wp.ctypes.data, x_addr, xoff.ctypes.data, y_addr, ldy, wp.shape[0], ntiles, wp.shape[1],
+             bias.ctypes.data, int(relu), vdst.ctypes.data, vmask.ctypes.data)
+        if part is None:
+            self._fn(*a)
+        else:
+            self._blocked(*a, part.ctypes.data)
+
+
+def store_map(n: int, hq: int, wq: int, p: int, q: int, nvec: int, vl: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where the kernel stores each lane: ``(vdst, vmask)``, both ``(nvec, NSEG)``.
+
+    Position ``o = (i*hq + r)*wq + c`` (sample ``i``, padded row ``r``, column ``c``) is output
+    ``(i*p + r)*q + c`` when ``r < p`` and ``c < q``, else dropped.  Lane ``l`` of vector ``v`` is
+    position ``v*vl + l``; the lanes of one padded row form a segment, stored at ``vdst[v, s] + l``
+    under the bit mask ``vmask[v, s]``.  Needs ``2*wq >= vl - 1`` (at most NSEG rows per vector).
+    """
+    if 2 * wq < vl - 1:
+        raise ValueError(f"padded width {wq} is too narrow for {vl}-lane vectors")
+    o = np.arange(nvec * vl, dtype=np.int64)
+    line, col = np.divmod(o, wq)
+    row = line % hq
+    valid = (o < n * hq * wq) & (row < p) & (col < q)
+    dst = ((line // hq) * p + row) * q + col - (o % vl)      # the same for every lane of a segment
+    seg = (line - line[(o // vl) * vl]).reshape(nvec, vl)    # 0, 1 or 2: the row within the vector
+    valid, dst = valid.reshape(nvec, vl), dst.reshape(nvec, vl)
+    vdst = np.zeros((nvec, NSEG), np.int64)
+    vmask = np.zeros((nvec, NSEG), np.int32)
+    bit = (1 << np.arange(vl, dtype=np.int64))[None, :]
+    for s in range(NSEG):
+        inside = valid & (seg == s)
+        vmask[:, s] = (inside * bit).sum(axis=1)
+        # any lane of the segment gives its offset; an empty segment stores nothing, so 0 will do
+        first = np.where(inside.any(axis=1), inside.argmax(axis=1), 0)
+        vdst[:, s] = np.where(inside.any(axis=1), dst[np.arange(nvec), first], 0)
+    return vdst, vmask
 
 
 def kernel() -> DirectConvKernel:
@@ -106,44 +144,48 @@ def compile_kernel(wide: bool | None = None) -> DirectConvKernel:
     tm = target.create_target_machine(cpu=llvm.get_host_cpu_name(), features=flat, opt=3, codemodel="jitdefault")
     engine = llvm.create_mcjit_compiler(mod, tm)
     engine.finalize_object()
-    addr = engine.get_function_address("sqsim_direct_conv")
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    fn = ctypes.CFUNCTYPE(None, ptr, ptr, ptr, ptr, i64, i64, i64, i64, ptr, i64)(addr)
-    return DirectConvKernel(kr, nv, vl, fn, engine)
+    sig = (ptr, ptr, ptr, ptr, i64, i64, i64, i64, ptr, i64, ptr, ptr)
+    fn = ctypes.CFUNCTYPE(None, *sig)(engine.get_function_address("sqsim_direct_conv"))
+    blocked = ctypes.CFUNCTYPE(None, *sig, ptr)(engine.get_function_address("sqsim_direct_conv_blocked"))
+    return DirectConvKernel(kr, nv, vl, fn, blocked, engine)
 
 
 def _module(kr: int, nv: int, vl: int) -> str:
-    """LLVM IR of ``sqsim_direct_conv(w, x, xoff, y, ldy, nkb, ntiles, L, bias, relu)``:
+    """LLVM IR of ``sqsim_direct_conv(w, x, xoff, y, ldy, nkb, ntiles, L, bias, relu, vdst, vmask)``:
 
-    for t in tiles:                       positions [t*tile, (t+1)*tile)
-      for l0 in range(0, L, LB):          reduction block (input panel in L1)
-        for kb in range(nkb):             KR output channels
-          acc = 0 if l0 == 0 else y[kb*KR : +KR, tile]
-          for l in range(l0, min(L, l0 + LB)):
-            acc[r, j] += w[kb, l, r] * x[xoff[l] + t*tile + j*VL : +VL]
-          if last block: acc = max(acc + bias, 0) (ReLU only if relu)
-          y[kb*KR : +KR, tile] = acc
+    for kb in range(nkb):                 KR output channels (their weights stay in L1)
+      for t in tiles:                     positions [t*tile, (t+1)*tile): vectors v = t*NV + j
+        acc = 0
+        for l in range(L):
+          acc[r, j] += w[kb, l, r] * x[xoff[l] + t*tile + j*VL : +VL]
+        acc = max(acc + bias, 0) (ReLU only if relu)
+        y[rows, v] = acc                  (masked stores, segment by segment)
+
+    where lane ``i`` of vector ``v`` in segment ``s`` lives at ``y[row*ldy + vdst[v, s] + i]`` and
+    belongs to the segment whose bit ``i`` is set in ``vmask[v, s]`` (NSEG segments; lanes in none
+    are computed and dropped).
     """
     import llvmlite.ir as ir
     f32, i64, i32 = ir.FloatType(), ir.IntType(64), ir.IntType(32)
     vec = ir.VectorType(f32, vl)
-    f32p, i64p, vecp = f32.as_pointer(), i64.as_pointer(), vec.as_pointer()
+    mvec = ir.VectorType(ir.IntType(1), vl)
+    f32p, i64p, i32p, vecp = f32.as_pointer(), i64.as_pointer(), i32.as_pointer(), vec.as_pointer()
     mod = ir.Module(name="sqsim_direct_conv")
     fma = ir.Function(mod, ir.FunctionType(vec, [vec, vec, vec]), name=f"llvm.fma.v{vl}f32")
     vmax = ir.Function(mod, ir.FunctionType(vec, [vec, vec]), name=f"llvm.maxnum.v{vl}f32")
-    fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [f32p, f32p, i64p, f32p, i64, i64, i64, i64, f32p, i64]),
-                     name="sqsim_direct_conv")
-    w, x, xoff, y, ldy, nkb, ntiles, n_l, bias, relu = fn.args
-    for a in (w, x, xoff, bias):
-        a.add_attribute("noalias")
-    y.add_attribute("noalias")
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    mstore = ir.Function(mod, ir.FunctionType(ir.VoidType(), [vec, vecp, i32, mvec]),
+                         name=f"llvm.masked.store.v{vl}f32.p0")
+    prefetch = ir.Function(mod, ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer(), i32, i32, i32]),
+                           name="llvm.prefetch.p0")
+    args = [f32p, f32p, i64p, f32p, i64, i64, i64, i64, f32p, i64, i64p, i32p]
     c64 = lambda v: ir.Constant(i64, v)  # noqa: E731
+    align = ir.Constant(i32, 4)
     zero = ir.Constant(vec, [0.0] * vl)
     undef = ir.Constant(vec, ir.Undefined)
     splat = ir.Constant(ir.VectorType(i32, vl), [0] * vl)
     tile = nv * vl
-    do_relu = b.icmp_signed("!=", relu, c64(0))
+    b = None
 
     def broadcast(s):
         return b.shuffle_vector(b.insert_element(undef, s, ir.Constant(i32, 0)), undef, splat)
@@ -166,6 +208,84 @@ def _module(kr: int, nv: int, vl: int) -> str:
     def vptr(base, index):
         return b.bitcast(b.gep(base, [index]), vecp)
 
+    def reduce(w, x, xoff, n_l, kb, pos, l0, l1, init):
+        """acc[r, j] = init[r, j] + sum over l0 <= l < l1 of w[kb, l, r] * x[xoff[l] + pos + j*VL : +VL],
+        the accumulators kept in registers as loop-carried vectors (phi nodes)."""
+        wrow = b.gep(w, [b.mul(b.mul(kb, n_l), c64(kr))])
+        pre = b.block
+        hdr, bod, end = (b.append_basic_block(f"l.{s}") for s in ("hdr", "body", "end"))
+        b.branch(hdr)
+        b.position_at_end(hdr)
+        l = b.phi(i64, name="l")
+        l.add_incoming(l0, pre)
+        acc = []
+        for v0 in init:
+            p = b.phi(vec)
+            p.add_incoming(v0, pre)
+            acc.append(p)
+        b.cbranch(b.icmp_signed("<", l, l1), bod, end)
+        b.position_at_end(bod)
+        off = b.add(b.load(b.gep(xoff, [l])), pos)
+        xs = [b.load(vptr(x, b.add(off, c64(j * vl))), align=4) for j in range(nv)]
+        # the same run PF tiles ahead: the taps are more streams than the hardware prefetchers track
+        for j in range(0, tile * 4, 64):
+            ahead = b.bitcast(b.gep(x, [b.add(off, c64(PF * tile + j // 4))]), ir.IntType(8).as_pointer())
+            b.call(prefetch, [ahead, ir.Constant(i32, 0), ir.Constant(i32, 2), ir.Constant(i32, 1)])
+        wl = b.gep(wrow, [b.mul(l, c64(kr))])
+        new = []
+        for r in range(kr):
+            s = broadcast(b.load(b.gep(wl, [c64(r)])))
+            new.extend(b.call(fma, [s, xs[j], acc[r * nv + j]]) for j in range(nv))
+        l.add_incoming(b.add(l, c64(1)), b.block)
+        for p, v1 in zip(acc, new):
+            p.add_incoming(v1, b.block)
+        b.branch(hdr)
+        b.position_at_end(end)
+        return acc
+
+    def store_out(acc, y, ldy, kb, bias, relu, vdst, vmask, t):
+        """y[rows of kb, vectors of tile t] = max(acc + bias, 0) (ReLU if relu), by masked segments."""
+        row0 = b.mul(kb, c64(kr))
+        rows = [b.gep(y, [b.mul(b.add(row0, c64(r)), ldy)]) for r in range(kr)]
+        do_relu = b.icmp_signed("!=", relu, c64(0))
+        biases = [broadcast(b.load(b.gep(bias, [b.add(row0, c64(r))]))) for r in range(kr)]
+        for j in range(nv):
+            segs = []
+            for sg in range(NSEG):
+                e = b.add(b.mul(b.add(b.mul(t, c64(nv)), c64(j)), c64(NSEG)), c64(sg))
+                bits = b.trunc(b.load(b.gep(vmask, [e])), ir.IntType(vl))
+                segs.append((b.load(b.gep(vdst, [e])), b.bitcast(bits, mvec)))
+            for r in range(kr):
+                v = b.fadd(acc[r * nv + j], biases[r])
+                v = b.select(do_relu, b.call(vmax, [v, zero]), v)
+                for off, m in segs:
+                    b.call(mstore, [v, vptr(rows[r], off), align, m])
+
+    def function(name, extra):
+        nonlocal b
+        fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), args + extra), name=name)
+        for a in fn.args:
+            if isinstance(a.type, ir.PointerType):
+                a.add_attribute("noalias")
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        return fn.args
+
+    # sqsim_direct_conv: output-channel blocks outermost, the whole reduction in registers
+    w, x, xoff, y, ldy, nkb, ntiles, n_l, bias, relu, vdst, vmask = function("sqsim_direct_conv", [])
+
+    def kb_body(kb):
+        def t_body(t):
+            acc = reduce(w, x, xoff, n_l, kb, b.mul(t, c64(tile)), c64(0), n_l, [zero] * (kr * nv))
+            store_out(acc, y, ldy, kb, bias, relu, vdst, vmask, t)
+        counted(c64(0), ntiles, "t", t_body)
+    counted(c64(0), nkb, "kb", kb_body)
+    b.ret_void()
+
+    # sqsim_direct_conv_blocked: tiles outermost, the reduction in blocks of LB taps whose input panel
+    # stays in L1 across the output-channel blocks; partial sums in `part` (nkb*KR rows of one tile)
+    w, x, xoff, y, ldy, nkb, ntiles, n_l, bias, relu, vdst, vmask, part = function(
+        "sqsim_direct_conv_blocked", [f32p])
+
     def t_body(t):
         pos = b.mul(t, c64(tile))
 
@@ -175,49 +295,23 @@ def _module(kr: int, nv: int, vl: int) -> str:
             last = b.icmp_signed("==", l1, n_l)
 
             def kb_body(kb):
-                row0 = b.mul(kb, c64(kr))
-                ys = [b.gep(y, [b.add(b.mul(b.add(row0, c64(r)), ldy), pos)]) for r in range(kr)]
-                init = []
-                for r in range(kr):
-                    for j in range(nv):
-                        old = b.load(vptr(ys[r], c64(j * vl)), align=4)
-                        init.append(b.select(first, zero, old))
-                wrow = b.gep(w, [b.mul(b.mul(kb, n_l), c64(kr))])
-                # reduction loop with the accumulators as loop-carried vectors (phi nodes)
-                pre = b.block
-                hdr, bod, end = (b.append_basic_block(f"l.{s}") for s in ("hdr", "body", "end"))
-                b.branch(hdr)
-                b.position_at_end(hdr)
-                l = b.phi(i64, name="l")
-                l.add_incoming(l0, pre)
-                acc = []
-                for v0 in init:
-                    p = b.phi(vec)
-                    p.add_incoming(v0, pre)
-                    acc.append(p)
-                b.cbranch(b.icmp_signed("<", l, l1), bod, end)
-                b.position_at_end(bod)
-                off = b.add(b.load(b.gep(xoff, [l])), pos)
-                xs = [b.load(vptr(x, b.add(off, c64(j * vl))), align=4) for j in range(nv)]
-                wl = b.gep(wrow, [b.mul(l, c64(kr))])
-                new = []
-                for r in range(kr):
-                    s = broadcast(b.load(b.gep(wl, [c64(r)])))
-                    new.extend(b.call(fma, [s, xs[j], acc[r * nv + j]]) for j in range(nv))
-                l.add_incoming(b.add(l, c64(1)), b.block)
-                for p, v1 in zip(acc, new):
-                    p.add_incoming(v1, b.block)
-                b.branch(hdr)
-                b.position_at_end(end)
-                for r in range(kr):
-                    bv = broadcast(b.load(b.gep(bias, [b.add(row0, c64(r))])))
-                    for j in range(nv):
-                        v = acc[r * nv + j]
-                        done = b.fadd(v, bv)
-                        done = b.select(do_relu, b.call(vmax, [done, zero]), done)
-                        b.store(b.select(last, done, v), vptr(ys[r], c64(j * vl)), align=4)
+                pk = b.gep(part, [b.mul(kb, c64(kr * tile))])
+                ptrs = [vptr(pk, c64(r * tile + j * vl)) for r in range(kr) for j in range(nv)]
+                old = [b.load(p_, align=4) for p_ in ptrs]
+                init = [b.select(first, zero, v) for v in old]
+                acc = reduce(w, x, xoff, n_l, kb, pos, l0, l1, init)
+                fin, keep, done = (b.append_basic_block(f"kb.{s}") for s in ("fin", "keep", "done"))
+                b.cbranch(last, fin, keep)
+                b.position_at_end(fin)
+                store_out(acc, y, ldy, kb, bias, relu, vdst, vmask, t)
+                b.branch(done)
+                b.position_at_end(keep)
+                for p_, v in zip(ptrs, acc):
+                    b.store(v, p_, align=4)
+                b.branch(done)
+                b.position_at_end(done)
             counted(c64(0), nkb, "kb", kb_body)
         counted(c64(0), n_l, "lb", lb_body, step=LB)
-    counted(c64(0), ntiles, "t", t_body)
+    counted(c64(0), ntiles, "tt", t_body)
     b.ret_void()
     return str(mod)

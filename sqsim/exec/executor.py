@@ -273,8 +273,7 @@ class Executor:
             layer = self.graph.layer(step.layer)
             info = self.graph.info(step.layer)
             if layer.op == "conv2d":
-                if tuple(layer.kernel) + tuple(layer.stride) + tuple(layer.pad) != (1, 1, 1, 1, 0, 0):
-                    cols = max(cols, be.cols_elements(layer, info.input_shapes[0], n, info.output_shape[1:]))
+                cols = max(cols, be.cols_elements(layer, info.input_shapes[0], n, info.output_shape[1:]))
             if layer.op == "fc":
                 feat = max(feat, info.input_elements * n)
             if layer.op in ("conv2d", "fc") and self._w[step.layer].sparse is not None \

@@ -134,7 +134,10 @@ class GpuBackend:
 
     @staticmethod
     def cols_elements(layer, in_shape, n: int, out_hw) -> int:  # noqa: D102
-        """Size of the im2col buffer :meth:`conv2d` needs (the whole batch at once)."""
+        """Size of the im2col buffer :meth:`conv2d` needs (the whole batch at once; none for a 1x1
+        stride-1 unpadded conv, whose input is the column matrix)."""
+        if tuple(layer.kernel) + tuple(layer.stride) + tuple(layer.pad) == (1, 1, 1, 1, 0, 0):
+            return 0
         return in_shape[0] * layer.kernel[0] * layer.kernel[1] * n * out_hw[0] * out_hw[1]
 
     # --- ops -------------------------------------------------------------------------------------------
