@@ -132,6 +132,8 @@ POOLS = [  # kernel, stride, pad, ceil_mode, in (C,H,W)
     ((2, 2), (2, 2), (1, 1), True, (3, 6, 6)),
     ((3, 2), (1, 2), (1, 0), False, (1, 5, 7)),
     ((5, 5), (3, 3), (2, 2), True, (2, 11, 12)),
+    ((3, 3), (2, 2), (0, 0), True, (2, 9, 11)),    # every window inside: the 3x3/2 fast kernel
+    ((3, 3), (2, 2), (0, 0), False, (2, 10, 10)),  # the same, with a last row no window reaches
 ]
 
 
@@ -145,6 +147,21 @@ def test_pool_matches_caffe(op, kernel, stride, pad, ceil, shape):
     assert y.shape[2:] == g.info("pool").output_shape[1:]  # the IR's shape rule, not a recomputation
     ref = ref_pool(x, op, kernel, stride, pad, y.shape[2:])
     np.testing.assert_allclose(y, ref, rtol=RTOL, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape, ceil, fast", [((2, 9, 11), True, True), ((2, 10, 10), False, True),
+                                               ((2, 8, 8), True, False), ((2, 10, 10), True, False)])
+def test_max_pool_3x3s2_fast_kernel_only_where_every_window_is_inside(shape, ceil, fast, monkeypatch):
+    from sqsim.exec import cpu_kernels as K
+    calls = []
+    real = K.max_pool_3x3s2
+    monkeypatch.setattr(K, "max_pool_3x3s2", lambda *a: calls.append(1) or real(*a))
+    layer = Layer("pool", "maxpool", kernel=(3, 3), stride=(2, 2), ceil_mode=ceil)
+    g, w = single(layer, shape)
+    x = rand((2,) + shape, seed=4)
+    y = Executor(g, w).run(x)["pool"]
+    np.testing.assert_array_equal(y, ref_pool(x, "maxpool", (3, 3), (2, 2), (0, 0), y.shape[2:]))
+    assert bool(calls) == fast
 
 
 def test_avgpool_divides_by_window_clipped_to_padded_input():

@@ -119,6 +119,7 @@ DIRECT_CONVS = [  # (in C,H,W), out, kernel, stride, pad, groups: out/groups a m
     ((24, 9, 11), 16, (1, 1), (1, 1), (0, 0), 1),      # 1x1: input read in place, partial last tile
     ((32, 7, 7), 16, (1, 1), (1, 1), (0, 0), 2),       # grouped 1x1
     ((320, 9, 9), 16, (3, 3), (1, 1), (1, 1), 1),      # many taps: the blocked reduction
+    ((40, 9, 11), 16, (1, 1), (1, 1), (1, 2), 1),      # padded 1x1 (conv10 of v1.0 in small)
 ]
 
 
@@ -208,3 +209,26 @@ def test_pointwise_convs_with_many_inputs_stay_on_blas():
     assert be._takes_direct(three, 384, 64, (27, 27))
     assert not be._takes_direct(Layer("conv", "conv2d", out_channels=64, kernel=(1, 1), stride=(2, 2)), 64, 64,
                                 (27, 27))
+
+
+@pytest.mark.parametrize("relu, bias", [(True, True), (False, True), (True, False)])
+@pytest.mark.parametrize("pad", [(1, 1), (0, 2)])
+def test_padded_1x1_on_blas_is_the_unpadded_product_inside_a_border_of_bias(pad, relu, bias):
+    """SqueezeNet v1.0's conv10 (1x1, pad 1, 512 input channels): too many inputs for the kernel, so
+    BLAS multiplies the unpadded input and place_in_border adds the ring of act(bias)."""
+    be = CpuBackend(2)
+    c, k, n, h, w_ = 384, 24, 2, 5, 6
+    layer = Layer("conv", "conv2d", out_channels=k, kernel=(1, 1), pad=pad, bias=bias)
+    assert not be._takes_direct(layer, c, k, (h, w_))
+    p, q = h + 2 * pad[0], w_ + 2 * pad[1]
+    x = rand((c, n, h, w_), 6)
+    wt = rand((k, c), 7)
+    b = rand((k,), 8) if bias else None
+    out = np.full((k, n, p, q), np.nan, np.float32)
+    work = np.empty(be.cols_elements(layer, (c, h, w_), n, (p, q)), np.float32)
+    with be.running():
+        be.conv2d(layer, x, out, wt, b, relu, work)
+    ref = ref_conv(x.transpose(1, 0, 2, 3), wt.reshape(k, c, 1, 1), b, (1, 1), pad, 1)
+    if relu:
+        ref = np.maximum(ref, 0.0)
+    np.testing.assert_allclose(out.transpose(1, 0, 2, 3), ref, rtol=RTOL, atol=RTOL * np.abs(ref).max())

@@ -1,15 +1,18 @@
 """CPU backend: Numba kernels (cpu_kernels) plus BLAS sgemm through numpy for conv and fc.
 
-A stride-1 convolution with a kernel larger than 1x1 runs on the direct-conv kernel (:mod:`.direct_conv`,
-LLVM IR with explicit vector registers, built by llvmlite): no im2col, tasks over chunks of output
-positions (:meth:`CpuBackend._conv_direct`).  Where that kernel does not apply (1x1 and strided convs,
-fewer output channels per group than its register block, or no kernel for this CPU), convolution is
-im2col + GEMM in the CNHW layout, in *tasks*: a band of output rows of one sample
-(im2col into a private, cache-sized column buffer, one GEMM per group, bias and ReLU while the band is
-still in cache), or for 1x1 stride-1 unpadded convs a range of output columns (the input already is
-the column matrix).  Tasks run on a pool of Python threads, each calling single-threaded BLAS and serial
-Numba kernels (all release the GIL): two thread pools that busy-wait (OpenBLAS's own and Numba's) never
-compete for the cores.  The other ops are Numba kernels parallel over channels or positions.
+Most convolutions run on the direct-conv kernel (:mod:`.direct_conv`, LLVM IR with explicit vector
+registers, built by llvmlite): no im2col, the input padded and split into stride phases once, each
+output row stored straight into place, tasks over chunks of output positions
+(:meth:`CpuBackend._conv_direct`).  A 1x1 conv reads its input in place, on the kernel when its input
+channels are few enough for a tile's panel to stay in L1, else as one BLAS GEMM per range of output
+columns.  Where the kernel does not apply (output channels per group not a multiple of its register
+block, a phase narrower than half a vector, a strided 1x1, or no kernel for this CPU), convolution is
+im2col + GEMM in the CNHW layout, in tasks: a band of output rows of one sample (im2col into a
+private, cache-sized column buffer, one GEMM per group, bias and ReLU while the band is still in
+cache).  Tasks run on a pool of Python threads, each calling the kernel, single-threaded BLAS and
+serial Numba kernels (all release the GIL): two thread pools that busy-wait (OpenBLAS's own and
+Numba's) never compete for the cores.  The other ops are Numba kernels parallel over channels or
+positions.
 
 A conv with few output positions and many channels (batch 1, late layers) is split the other way:
 the column matrix is built once (its rows split among the threads) and each task multiplies a block
@@ -34,8 +37,6 @@ from .store import SparseWeights
 
 # Column-matrix elements per im2col band (1 MiB of float32): small enough to stay in L2 for the GEMM.
 COLS_BAND_ELEMENTS = 1 << 18
-# Output elements per task of a 1x1 conv (512 KiB): the bias/ReLU pass then finds them in cache.
-OUT_CHUNK_ELEMENTS = 1 << 17
 # The direct kernel's input panel that stays in L1 (half the 48 KiB L1 of recent x86 cores).
 L1_PANEL_BYTES = 24 << 10
 # A direct conv whose block of output channels has more weights than this splits its reduction.
@@ -193,19 +194,28 @@ class CpuBackend:
             return self._conv_direct(layer, x, out, w2d, b, relu, cols_buf)
         if isinstance(w2d, tuple):
             w2d = self.decode(*w2d)
-        if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):  # the input is the column matrix
+        if (kh, kw, sh, sw) == (1, 1, 1, 1):  # the input is the column matrix
             cols_all = x.reshape(c, n * h * w)
             m = n * h * w
-            chunk = max(32, min(-(-m // (2 * self.threads)), OUT_CHUNK_ELEMENTS // k))
+            padded = (ph, pw) != (0, 0)
+            # A padded 1x1 conv is the unpadded one inside a border of act(bias) (conv10 of SqueezeNet
+            # v1.0): multiply the input as it is, then place the result inside the border.
+            y_in = cols_buf[:k * m].reshape(k, m) if padded else y
+            # Two tasks per thread: every task's GEMM packs all the weights again, and smaller tasks (to keep
+            # the output in cache for the bias/ReLU pass) cost more than they save (SqueezeNet's conv10 at
+            # batch 16: 8.7 ms in 4 tasks, 11.8 ms in 21).
+            chunk = max(32, -(-m // (2 * self.threads)))
 
             def one(t, slot):
                 m0, m1 = t * chunk, min(m, (t + 1) * chunk)
                 for i in range(g):
                     np.matmul(w2d[i * kg:(i + 1) * kg], cols_all[i * lg:(i + 1) * lg, m0:m1],
-                              out=y[i * kg:(i + 1) * kg, m0:m1])
+                              out=y_in[i * kg:(i + 1) * kg, m0:m1])
                 if act:
-                    K.bias_act(y, b, m0, m1, relu)
+                    K.bias_act(y_in, b, m0, m1, relu)
             self._tasks(-(-m // chunk), one)
+            if padded:
+                K.place_in_border(y_in.reshape(k, n, h, w), ph, pw, b, relu, out)
             return
 
         rows = c * kh * kw
@@ -251,13 +261,17 @@ class CpuBackend:
         (:func:`.direct_conv.store_map`); a 1x1 conv has no rows to skip."""
         if self._direct is None or (k // layer.groups) % self._direct.kr:
             return False
-        if self._pointwise(layer):
+        if tuple(layer.kernel) == (1, 1):
+            if tuple(layer.stride) != (1, 1):
+                return False
             # Its taps are its input channels, each a separate run: where the panel one tile reads (cg runs
-            # of a tile) would not stay in L1, BLAS's packed GEMM is faster (SqueezeNet's 1x1 convs from
-            # 384 channels: 2.5 vs 3.4 ms at batch 16; from 128: 2.9 vs 3.2 ms the other way).
-            return (c // layer.groups) * self._direct.tile * 4 <= L1_PANEL_BYTES
-        if layer.kernel[0] * layer.kernel[1] == 1:
-            return False
+            # of a tile) would not stay in L1, BLAS's packed GEMM is faster (SqueezeNet's 1x1 convs at
+            # batch 16: from 384 channels 2.5 ms on BLAS vs 3.4 ms on the kernel; from 128 channels 3.2 vs
+            # 2.5-2.9 ms the other way).
+            if (c // layer.groups) * self._direct.tile * 4 > L1_PANEL_BYTES:
+                return False
+            if self._pointwise(layer):
+                return True
         return 2 * self._phase_hw(layer, hw)[1] >= self._direct.vl - 1
 
     @staticmethod
@@ -439,8 +453,8 @@ class CpuBackend:
         if self._takes_direct(layer, c, k, (h, w)):
             *_, src_elements, part_elements = self._direct_layout(layer, c, n, h, w, k)
             return max(by_channels, src_elements + self.threads * part_elements)
-        if pointwise:
-            return 0
+        if tuple(layer.kernel) + tuple(layer.stride) == (1, 1, 1, 1):  # unpadded: none; padded: the GEMM's result
+            return 0 if pointwise else max(by_channels, k * n * h * w)
         return max(by_channels, self.threads * rows * self._band(rows, n, p, q) * q)
 
     def fc_features(self, x, feat_buf) -> np.ndarray:
@@ -475,6 +489,11 @@ class CpuBackend:
 
     def maxpool(self, layer, x, out) -> None:
         c, n, h, w = x.shape
+        p, q = out.shape[2], out.shape[3]
+        if (tuple(layer.kernel) + tuple(layer.stride) + tuple(layer.pad) == (3, 3, 2, 2, 0, 0)
+                and 2 * p + 1 <= h and 2 * q + 1 <= w):  # every window inside the input
+            K.max_pool_3x3s2(x.reshape(c * n, h, w), out.reshape(c * n, p, q))
+            return
         K.max_pool(x.reshape(c * n, h, w), *layer.kernel, *layer.stride, *layer.pad,
                    out.reshape(c * n, out.shape[2], out.shape[3]))
 

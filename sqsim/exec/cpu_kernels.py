@@ -133,6 +133,29 @@ def pad_phases(x, ph, pw, sh, sw, hq, wq, out):
                     row[j] = src[j * sw + b - pw]
 
 
+@njit(parallel=True, **_OPTS)
+def place_in_border(y, ph, pw, bias, relu, out):
+    """``out (K, N, H+2ph, W+2pw)``: ``y (K, N, H, W)`` inside a border of ``bias[k]`` (ReLU'd when
+    ``relu``), the output of a padded 1x1 conv computed without its padding."""
+    k_, n_, h_, w_ = y.shape
+    q_ = out.shape[3]
+    for i in prange(k_ * n_):
+        k = i // n_
+        n = i % n_
+        edge = max(bias[k], np.float32(0.0)) if relu else bias[k]
+        plane = out[k, n]
+        for r in range(out.shape[2]):
+            row = plane[r]
+            if r < ph or r >= ph + h_:
+                row[:] = edge
+                continue
+            row[:pw] = edge
+            row[pw + w_:] = edge
+            src = y[k, n, r - ph]
+            for j in range(w_):
+                row[pw + j] = src[j]
+
+
 @njit(**_OPTS)
 def bias_act(y, bias, m0, m1, relu):
     """``y[:, m0:m1] += bias[k]`` per row k, then ReLU when ``relu``; in place (serial)."""
@@ -226,6 +249,24 @@ def max_pool(x, kh, kw, sh, sw, ph, pw, out):
                 for j in range(w0 + 1, w1):
                     m = max(m, colmax[j])
                 orow[q] = m
+
+
+@njit(parallel=True, **_OPTS)
+def max_pool_3x3s2(x, out):
+    """:func:`max_pool` for the 3x3 window at stride 2, unpadded, every window inside the input
+    (SqueezeNet's and AlexNet's pools): the same two passes with the window as constants, no edge
+    cases; 1.5-2x faster than the general kernel."""
+    b_, h_, w_ = x.shape
+    p_, q_ = out.shape[1], out.shape[2]
+    for b in prange(b_):
+        colmax = np.empty(w_, np.float32)
+        for p in range(p_):
+            r0, r1, r2 = x[b, 2 * p], x[b, 2 * p + 1], x[b, 2 * p + 2]
+            for j in range(w_):
+                colmax[j] = max(max(r0[j], r1[j]), r2[j])
+            orow = out[b, p]
+            for i in range(q_):
+                orow[i] = max(max(colmax[2 * i], colmax[2 * i + 1]), colmax[2 * i + 2])
 
 
 @njit(parallel=True, **_OPTS)
