@@ -249,17 +249,33 @@ def _module(kr: int, nv: int, vl: int) -> str:
         rows = [b.gep(y, [b.mul(b.add(row0, c64(r)), ldy)]) for r in range(kr)]
         do_relu = b.icmp_signed("!=", relu, c64(0))
         biases = [broadcast(b.load(b.gep(bias, [b.add(row0, c64(r))]))) for r in range(kr)]
+        ivl = ir.IntType(vl)
         for j in range(nv):
-            segs = []
+            segs, masks = [], []
             for sg in range(NSEG):
                 e = b.add(b.mul(b.add(b.mul(t, c64(nv)), c64(j)), c64(NSEG)), c64(sg))
-                bits = b.trunc(b.load(b.gep(vmask, [e])), ir.IntType(vl))
-                segs.append((b.load(b.gep(vdst, [e])), b.bitcast(bits, mvec)))
+                masks.append(b.trunc(b.load(b.gep(vmask, [e])), ivl))
+                segs.append((b.load(b.gep(vdst, [e])), b.bitcast(masks[-1], mvec)))
+            done = [b.select(do_relu, b.call(vmax, [b.fadd(acc[r * nv + j], biases[r]), zero]),
+                             b.fadd(acc[r * nv + j], biases[r])) for r in range(kr)]
+            # Most vectors lie whole inside one output row: a plain store; the others, segment by segment.
+            rest = masks[1]
+            for m in masks[2:]:
+                rest = b.or_(rest, m)
+            whole = b.and_(b.icmp_unsigned("==", masks[0], ir.Constant(ivl, (1 << vl) - 1)),
+                           b.icmp_unsigned("==", rest, ir.Constant(ivl, 0)))
+            plain, split, joined = (b.append_basic_block(f"st.{s}") for s in ("plain", "split", "joined"))
+            b.cbranch(whole, plain, split)
+            b.position_at_end(plain)
             for r in range(kr):
-                v = b.fadd(acc[r * nv + j], biases[r])
-                v = b.select(do_relu, b.call(vmax, [v, zero]), v)
+                b.store(done[r], vptr(rows[r], segs[0][0]), align=4)
+            b.branch(joined)
+            b.position_at_end(split)
+            for r in range(kr):
                 for off, m in segs:
-                    b.call(mstore, [v, vptr(rows[r], off), align, m])
+                    b.call(mstore, [done[r], vptr(rows[r], off), align, m])
+            b.branch(joined)
+            b.position_at_end(joined)
 
     def function(name, extra):
         nonlocal b
