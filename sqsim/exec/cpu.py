@@ -27,12 +27,14 @@ form directly (:func:`cpu_kernels.sparse_matmul_rows` on fixed-width streams, wi
 from __future__ import annotations
 
 import itertools
-from concurrent.futures import ThreadPoolExecutor
+import threading
+import time
 from contextlib import contextmanager
 
 import numpy as np
 
 from . import cpu_kernels as K
+from .direct_conv import NSEG
 from .store import SparseWeights
 
 # Column-matrix elements per im2col band (1 MiB of float32): small enough to stay in L2 for the GEMM.
@@ -45,17 +47,74 @@ BLOCKED_WEIGHT_BYTES = 72 << 10
 IN_CHUNK_ELEMENTS = 1 << 18
 
 
-_POOLS: dict[int, ThreadPoolExecutor] = {}
 # A conv with at most this many output positions (N*P*Q), and no more than its output channels, splits
 # the channels among the threads instead of the positions (_conv_by_channels).
 SPLIT_CHANNELS_COLUMNS = 4096
 
 
-def _task_pool(workers: int) -> ThreadPoolExecutor:
-    """One shared pool of task threads per size (executors come and go; their threads need not)."""
-    if workers not in _POOLS:
-        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="sqsim-exec")
-    return _POOLS[workers]
+class _TaskRunner:
+    """Persistent worker threads that run the tasks of one parallel section with the calling thread.
+
+    Each section costs two hand-offs, measured at 80-90 us each with a ThreadPoolExecutor (a future
+    per worker, woken through a condition variable): about 5 ms a SqueezeNet batch.  Here a worker
+    sleeps on its own semaphore between sections, and the caller, once out of tasks, waits for the
+    workers by yielding (``time.sleep(0)`` releases the GIL) instead of sleeping on a lock: the join
+    costs a few microseconds.  Tasks are taken from a shared counter, so faster threads take more.
+    One section at a time per runner (a lock); ``fn(task, slot)`` must not start another.
+    """
+
+    def __init__(self, workers: int):
+        self._lock = threading.Lock()
+        self._wake = [threading.Semaphore(0) for _ in range(workers)]
+        self._busy = [False] * workers
+        self._job = None
+        for slot in range(workers):
+            threading.Thread(target=self._serve, args=(slot,), name=f"sqsim-exec-{slot + 1}", daemon=True).start()
+
+    @staticmethod
+    def _work(job, slot) -> None:
+        fn, n_tasks, counter, errors = job
+        try:
+            while True:
+                t = next(counter)  # atomic under the GIL
+                if t >= n_tasks:
+                    return
+                fn(t, slot)
+        except BaseException as e:  # noqa: BLE001 - handed to the calling thread, which re-raises it
+            errors.append(e)
+
+    def _serve(self, slot: int) -> None:
+        while True:
+            self._wake[slot].acquire()
+            try:
+                self._work(self._job, slot + 1)
+            finally:
+                self._busy[slot] = False
+
+    def run(self, n_tasks: int, fn, threads: int) -> None:
+        helpers = min(len(self._wake), threads - 1, n_tasks - 1)
+        with self._lock:
+            job = self._job = (fn, n_tasks, itertools.count(), [])
+            for slot in range(helpers):
+                self._busy[slot] = True
+                self._wake[slot].release()
+            self._work(job, 0)
+            while any(self._busy[:helpers]):
+                time.sleep(0)
+            if job[3]:
+                raise job[3][0]
+
+
+_RUNNERS: dict[int, _TaskRunner] = {}
+_RUNNERS_LOCK = threading.Lock()
+
+
+def _task_runner(workers: int) -> _TaskRunner:
+    """One shared runner per size (executors come and go; their threads need not)."""
+    with _RUNNERS_LOCK:
+        if workers not in _RUNNERS:
+            _RUNNERS[workers] = _TaskRunner(workers)
+        return _RUNNERS[workers]
 
 
 def _direct_kernel():
@@ -92,7 +151,7 @@ class CpuBackend:
         # Without threadpoolctl BLAS cannot be made single-threaded: let it parallelise each GEMM itself
         # rather than run two multi-threaded GEMMs at once.
         parallel_tasks = self.threads > 1 and self._blas is not None
-        self._pool = _task_pool(self.threads - 1) if parallel_tasks else None
+        self._pool = _task_runner(self.threads - 1) if parallel_tasks else None
         self._zero_bias: dict[int, np.ndarray] = {}
         self._direct = _direct_kernel() if direct else None
         self._packed: dict[str, tuple] = {}   # layer -> (dense weights, packed per group)
@@ -113,20 +172,7 @@ class CpuBackend:
             for t in range(n_tasks):
                 fn(t, 0)
             return
-        counter = itertools.count()
-
-        def worker(slot):
-            while True:
-                t = next(counter)  # atomic under the GIL
-                if t >= n_tasks:
-                    return
-                fn(t, slot)
-        futures = [self._pool.submit(worker, slot) for slot in range(1, min(self.threads, n_tasks))]
-        try:
-            worker(0)
-        finally:
-            for f in futures:
-                f.result()
+        self._pool.run(n_tasks, fn, self.threads)
 
     # --- memory ------------------------------------------------------------------------------------
     def empty(self, n: int) -> np.ndarray:
@@ -336,7 +382,6 @@ class CpuBackend:
         # positions (i, r, c) -> outputs; a 1x1 conv's are one plane mapped to itself
         geometry = (1, 1, wq, 1, wq) if pointwise else (n, hq, wq, p, q)
         plane = geometry[0] * hq * wq
-        item = x.itemsize
         key = (cg, kh, kw, sh, sw) + geometry
         tables = self._xoff.get(key)
         if tables is None:
@@ -367,23 +412,32 @@ class CpuBackend:
         kper = -(-nkb // parts)
         tasks = [(i, t0, t1, k0, min(nkb, k0 + kper)) for i in range(g) for (t0, t1) in chunks
                  for k0 in range(0, nkb, kper)]
-        y = out.reshape(k, n * p * q)
-
-        parts_buf = work[src_elements:src_elements + self.threads * part_elements]
-
-        def one(t, slot):
-            i, t0, t1, k0, k1 = tasks[t]
+        # Every kernel call as a row of integers (addresses in bytes, float32 items), run in parallel by
+        # a Numba loop (cpu_kernels.run_direct): no Python in the tasks, no GIL between them.
+        item = 4
+        ldy = n * p * q
+        y_addr, b_addr = out.ctypes.data, b.ctypes.data
+        w_addrs = [pk.ctypes.data for pk in packed]
+        taps = packed[0].shape[1]
+        xoff_addr, tail_xoff_addr = xoff.ctypes.data, xoff_tail.ctypes.data
+        vdst_addr, vmask_addr = vdst.ctypes.data, vmask.ctypes.data
+        calls = []
+        for i, t0, t1, k0, k1 in tasks:
             r0 = i * kg + k0 * kr
-            part = parts_buf[slot * part_elements:(slot + 1) * part_elements] if part_elements else None
-            args = (y[r0:].ctypes.data, y.shape[1])
+            head = (w_addrs[i] + k0 * taps * kr * item, None, None, y_addr + r0 * ldy * item, ldy, k1 - k0)
+            tail = (taps, b_addr + r0 * item, int(relu))
             stop = min(t1, full)
             if stop > t0:
-                kern.run(packed[i][k0:k1], src_addr + (i * cg * sh * sw * plane + t0 * tile) * item, xoff,
-                         *args, stop - t0, b[r0:], relu, vdst[t0 * nv:], vmask[t0 * nv:], part)
+                calls.append(head[:1] + (src_addr + (i * cg * sh * sw * plane + t0 * tile) * item, xoff_addr)
+                             + head[3:] + (stop - t0,) + tail
+                             + (vdst_addr + t0 * nv * NSEG * 8, vmask_addr + t0 * nv * NSEG * 4))
             if t1 > full:
-                kern.run(packed[i][k0:k1], tail_addr + i * cg * tile * item, xoff_tail,
-                         *args, 1, b[r0:], relu, vdst[full * nv:], vmask[full * nv:], part)
-        self._tasks(len(tasks), one)
+                calls.append(head[:1] + (tail_addr + i * cg * tile * item, tail_xoff_addr) + head[3:] + (1,) + tail
+                             + (vdst_addr + full * nv * NSEG * 8, vmask_addr + full * nv * NSEG * 4))
+        import numba
+        with numba.parallel_chunksize(1):  # rows taken one at a time: faster threads take more
+            K.run_direct(kern.address(blocked=part_elements > 0), np.array(calls, np.int64),
+                         work.ctypes.data + src_elements * item, part_elements * item)
 
     def _conv_by_channels(self, layer, x, out, w2d, b, act, relu, cols_buf) -> None:
         """A conv with few output positions (batch 1, late layers): the column matrix is built once (rows

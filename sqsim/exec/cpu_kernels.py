@@ -19,13 +19,20 @@ import os
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
-# OpenBLAS (numpy's sgemm) busy-waits after each GEMM; GNU OpenMP threads spin too, and with both pools
-# on two cores each kernel then waits out the other's spin (measured: 10x slower per layer).  Numba's
-# own 'workqueue' pool does not spin and is fork-safe.  An explicit NUMBA_THREADING_LAYER wins.
+# Numba's thread pool: OpenMP where there is one.  A parallel loop then starts in about 2 us, where
+# Numba's own 'workqueue' pool wakes its threads through the OS, 100-150 us a loop on this project's
+# 2-core machine (a SqueezeNet batch runs some 30 of them).  GNU OpenMP's threads spin after a loop
+# before they sleep: on two cores a spinning thread steals the core from the BLAS task threads and the
+# next loop, so the spin is cut to GOMP_SPINCOUNT=10000 (measured best of 0-100000: SqueezeNet batch 16
+# 107 ms vs 118 ms on workqueue and 138 ms with the default spin).  Explicit NUMBA_THREADING_LAYER or
+# GOMP_SPINCOUNT settings win.  GNU OpenMP is not fork-safe: a process that forks after running sqsim
+# should start its children with 'spawn' (or set NUMBA_THREADING_LAYER=workqueue).
 if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
+    numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 _OPTS = dict(cache=True, nogil=True, fastmath=False)
 
@@ -154,6 +161,33 @@ def place_in_border(y, ph, pw, bias, relu, out):
             src = y[k, n, r - ph]
             for j in range(w_):
                 row[pw + j] = src[j]
+
+
+@intrinsic
+def _call_direct(typingctx, addr, args, part):
+    """Call the direct-conv kernel at address ``addr`` (:mod:`.direct_conv`, a C function of 13 64-bit
+    integers and pointers) with the 12 integers of ``args`` and ``part``."""
+    sig = types.void(types.int64, args, types.int64)
+
+    def codegen(context, builder, signature, llargs):
+        from llvmlite import ir
+        i64 = ir.IntType(64)
+        fnty = ir.FunctionType(ir.VoidType(), [i64] * 13)
+        fn = builder.inttoptr(llargs[0], fnty.as_pointer())
+        builder.call(fn, [builder.extract_value(llargs[1], j) for j in range(12)] + [llargs[2]])
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@njit(parallel=True, **_OPTS)
+def run_direct(addr, calls, part, part_bytes):
+    """Run the direct-conv kernel at ``addr`` once per row of ``calls (M, 12)`` (its arguments as
+    integers: weights, input, offsets, output, ldy, nkb, ntiles, taps, bias, relu, vdst, vmask),
+    the rows in parallel; each thread's partial sums (the blocked form) at ``part + tid*part_bytes``."""
+    for i in prange(calls.shape[0]):
+        row = calls[i]
+        a = (row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10], row[11])
+        _call_direct(addr, a, part + numba.get_thread_id() * part_bytes)
 
 
 @njit(**_OPTS)

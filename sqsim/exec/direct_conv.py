@@ -76,9 +76,16 @@ class DirectConvKernel:
         a = (wp.ctypes.data, x_addr, xoff.ctypes.data, y_addr, ldy, wp.shape[0], ntiles, wp.shape[1],
              bias.ctypes.data, int(relu), vdst.ctypes.data, vmask.ctypes.data)
         if part is None:
-            self._fn(*a)
+            self._fn(*a, 0)
         else:
             self._blocked(*a, part.ctypes.data)
+
+
+    def address(self, blocked: bool = False) -> int:
+        """The machine-code address of the kernel (``blocked``: of its blocked form), a C function of
+        ``(w, x, xoff, y, ldy, nkb, ntiles, L, bias, relu, vdst, vmask, part)``, all 64-bit integers or
+        pointers (``part`` unused by the unblocked form), for :func:`cpu_kernels.run_direct`."""
+        return ctypes.cast(self._blocked if blocked else self._fn, ctypes.c_void_p).value
 
 
 def store_map(n: int, hq: int, wq: int, p: int, q: int, nvec: int, vl: int) -> tuple[np.ndarray, np.ndarray]:
@@ -145,9 +152,9 @@ def compile_kernel(wide: bool | None = None) -> DirectConvKernel:
     engine = llvm.create_mcjit_compiler(mod, tm)
     engine.finalize_object()
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    sig = (ptr, ptr, ptr, ptr, i64, i64, i64, i64, ptr, i64, ptr, ptr)
-    fn = ctypes.CFUNCTYPE(None, *sig)(engine.get_function_address("sqsim_direct_conv"))
-    blocked = ctypes.CFUNCTYPE(None, *sig, ptr)(engine.get_function_address("sqsim_direct_conv_blocked"))
+    sig = ctypes.CFUNCTYPE(None, ptr, ptr, ptr, ptr, i64, i64, i64, i64, ptr, i64, ptr, ptr, ptr)
+    fn = sig(engine.get_function_address("sqsim_direct_conv"))
+    blocked = sig(engine.get_function_address("sqsim_direct_conv_blocked"))
     return DirectConvKernel(kr, nv, vl, fn, blocked, engine)
 
 
@@ -287,7 +294,7 @@ def _module(kr: int, nv: int, vl: int) -> str:
         return fn.args
 
     # sqsim_direct_conv: output-channel blocks outermost, the whole reduction in registers
-    w, x, xoff, y, ldy, nkb, ntiles, n_l, bias, relu, vdst, vmask = function("sqsim_direct_conv", [])
+    w, x, xoff, y, ldy, nkb, ntiles, n_l, bias, relu, vdst, vmask, _ = function("sqsim_direct_conv", [f32p])
 
     def kb_body(kb):
         def t_body(t):
