@@ -232,3 +232,18 @@ def test_padded_1x1_on_blas_is_the_unpadded_product_inside_a_border_of_bias(pad,
     if relu:
         ref = np.maximum(ref, 0.0)
     np.testing.assert_allclose(out.transpose(1, 0, 2, 3), ref, rtol=RTOL, atol=RTOL * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("geometry, tile", [((3, 15, 15, 13, 13), 48), ((2, 57, 57, 55, 55), 48),
+                                            ((4, 5, 9, 3, 7), 16), ((1, 1, 100, 1, 100), 48), ((5, 3, 4, 1, 2), 8)])
+def test_useful_tiles_are_exactly_those_holding_an_output(geometry, tile):
+    n, hq, wq, p, q = geometry
+    ntiles = -(-n * hq * wq // tile)
+    kept = set()
+    for t0, t1 in CpuBackend._useful_tiles(geometry, tile):
+        assert t0 < t1
+        kept |= set(range(t0, t1))
+    o = np.arange(ntiles * tile)
+    r, c = (o // wq) % hq, o % wq
+    valid = (o < n * hq * wq) & (r < p) & (c < q)
+    assert kept == {t for t in range(ntiles) if valid[t * tile:(t + 1) * tile].any()}
