@@ -106,6 +106,17 @@ def test_pack_pads_rows_to_the_register_block(kern):
     assert not p.transpose(0, 2, 1).reshape(-1, 7)[5:].any()
 
 
+@pytest.mark.parametrize("rows, row_len", [(8, 5), (24, 37), (64, 288)])
+def test_pack_in_place_matches_pack(rows, row_len):
+    """A decoded layer is packed where it was decoded: the same blocks as DirectConvKernel.pack."""
+    from sqsim.exec import cpu_kernels as K
+    kern8 = kernel()
+    w = rand((rows, row_len), 9)
+    buf = w.reshape(-1).copy()
+    K.pack_in_place(buf, rows, row_len, kern8.kr)
+    np.testing.assert_array_equal(buf, kern8.pack(w).reshape(-1))
+
+
 DIRECT_CONVS = [  # (in C,H,W), out, kernel, stride, pad, groups: out/groups a multiple of 8
     ((3, 9, 9), 16, (3, 3), (1, 1), (1, 1), 1),
     ((5, 12, 10), 8, (3, 3), (1, 1), (0, 0), 1),

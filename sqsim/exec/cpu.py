@@ -9,10 +9,11 @@ columns.  Where the kernel does not apply (output channels per group not a multi
 block, a phase narrower than half a vector, a strided 1x1, or no kernel for this CPU), convolution is
 im2col + GEMM in the CNHW layout, in tasks: a band of output rows of one sample (im2col into a
 private, cache-sized column buffer, one GEMM per group, bias and ReLU while the band is still in
-cache).  Tasks run on a pool of Python threads, each calling the kernel, single-threaded BLAS and
-serial Numba kernels (all release the GIL): two thread pools that busy-wait (OpenBLAS's own and
-Numba's) never compete for the cores.  The other ops are Numba kernels parallel over channels or
-positions.
+cache).  The direct kernel's calls run in a Numba parallel loop (:func:`cpu_kernels.run_direct`); the
+BLAS tasks run on a pool of Python threads, each calling single-threaded BLAS and serial Numba kernels
+(all release the GIL), so OpenBLAS's own busy-waiting pool never competes with Numba's for the cores
+(whose OpenMP threads spin only briefly: see cpu_kernels).  The other ops are Numba kernels parallel
+over channels or positions.
 
 A conv with few output positions and many channels (batch 1, late layers) is split the other way:
 the column matrix is built once (its rows split among the threads) and each task multiplies a block
@@ -27,10 +28,10 @@ form directly (:func:`cpu_kernels.sparse_matmul_rows` on fixed-width streams, wi
 from __future__ import annotations
 
 import itertools
-import threading
-import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
+import numba
 import numpy as np
 
 from . import cpu_kernels as K
@@ -47,74 +48,17 @@ BLOCKED_WEIGHT_BYTES = 72 << 10
 IN_CHUNK_ELEMENTS = 1 << 18
 
 
+_POOLS: dict[int, ThreadPoolExecutor] = {}
 # A conv with at most this many output positions (N*P*Q), and no more than its output channels, splits
 # the channels among the threads instead of the positions (_conv_by_channels).
 SPLIT_CHANNELS_COLUMNS = 4096
 
 
-class _TaskRunner:
-    """Persistent worker threads that run the tasks of one parallel section with the calling thread.
-
-    Each section costs two hand-offs, measured at 80-90 us each with a ThreadPoolExecutor (a future
-    per worker, woken through a condition variable): about 5 ms a SqueezeNet batch.  Here a worker
-    sleeps on its own semaphore between sections, and the caller, once out of tasks, waits for the
-    workers by yielding (``time.sleep(0)`` releases the GIL) instead of sleeping on a lock: the join
-    costs a few microseconds.  Tasks are taken from a shared counter, so faster threads take more.
-    One section at a time per runner (a lock); ``fn(task, slot)`` must not start another.
-    """
-
-    def __init__(self, workers: int):
-        self._lock = threading.Lock()
-        self._wake = [threading.Semaphore(0) for _ in range(workers)]
-        self._busy = [False] * workers
-        self._job = None
-        for slot in range(workers):
-            threading.Thread(target=self._serve, args=(slot,), name=f"sqsim-exec-{slot + 1}", daemon=True).start()
-
-    @staticmethod
-    def _work(job, slot) -> None:
-        fn, n_tasks, counter, errors = job
-        try:
-            while True:
-                t = next(counter)  # atomic under the GIL
-                if t >= n_tasks:
-                    return
-                fn(t, slot)
-        except BaseException as e:  # noqa: BLE001 - handed to the calling thread, which re-raises it
-            errors.append(e)
-
-    def _serve(self, slot: int) -> None:
-        while True:
-            self._wake[slot].acquire()
-            try:
-                self._work(self._job, slot + 1)
-            finally:
-                self._busy[slot] = False
-
-    def run(self, n_tasks: int, fn, threads: int) -> None:
-        helpers = min(len(self._wake), threads - 1, n_tasks - 1)
-        with self._lock:
-            job = self._job = (fn, n_tasks, itertools.count(), [])
-            for slot in range(helpers):
-                self._busy[slot] = True
-                self._wake[slot].release()
-            self._work(job, 0)
-            while any(self._busy[:helpers]):
-                time.sleep(0)
-            if job[3]:
-                raise job[3][0]
-
-
-_RUNNERS: dict[int, _TaskRunner] = {}
-_RUNNERS_LOCK = threading.Lock()
-
-
-def _task_runner(workers: int) -> _TaskRunner:
-    """One shared runner per size (executors come and go; their threads need not)."""
-    with _RUNNERS_LOCK:
-        if workers not in _RUNNERS:
-            _RUNNERS[workers] = _TaskRunner(workers)
-        return _RUNNERS[workers]
+def _task_pool(workers: int) -> ThreadPoolExecutor:
+    """One shared pool of task threads per size (executors come and go; their threads need not)."""
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="sqsim-exec")
+    return _POOLS[workers]
 
 
 def _direct_kernel():
@@ -140,7 +84,6 @@ class CpuBackend:
     xp = np
 
     def __init__(self, threads: int | None = None, direct: bool = True):
-        import numba
         if threads is not None:
             if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
                 from ..errors import SqsimError
@@ -151,7 +94,7 @@ class CpuBackend:
         # Without threadpoolctl BLAS cannot be made single-threaded: let it parallelise each GEMM itself
         # rather than run two multi-threaded GEMMs at once.
         parallel_tasks = self.threads > 1 and self._blas is not None
-        self._pool = _task_runner(self.threads - 1) if parallel_tasks else None
+        self._pool = _task_pool(self.threads - 1) if parallel_tasks else None
         self._zero_bias: dict[int, np.ndarray] = {}
         self._direct = _direct_kernel() if direct else None
         self._packed: dict[str, tuple] = {}   # layer -> (dense weights, packed per group)
@@ -172,7 +115,20 @@ class CpuBackend:
             for t in range(n_tasks):
                 fn(t, 0)
             return
-        self._pool.run(n_tasks, fn, self.threads)
+        counter = itertools.count()
+
+        def worker(slot):
+            while True:
+                t = next(counter)  # atomic under the GIL
+                if t >= n_tasks:
+                    return
+                fn(t, slot)
+        futures = [self._pool.submit(worker, slot) for slot in range(1, min(self.threads, n_tasks))]
+        try:
+            worker(0)
+        finally:
+            for f in futures:
+                f.result()
 
     # --- memory ------------------------------------------------------------------------------------
     def empty(self, n: int) -> np.ndarray:
@@ -287,18 +243,23 @@ class CpuBackend:
         self._tasks(n * bands, one)
 
     def _packed_weights(self, layer, w2d):
-        """Per group, the weights packed for the direct-conv kernel; dense weights are packed once (keyed
-        by the array they came from), decoded ones on every call."""
+        """Per group, the weights packed for the direct-conv kernel (``(K/KR, L, KR)`` blocks).  Dense
+        weights are packed once (keyed by the array they came from); a compressed layer is decoded
+        into the reused decode buffer and packed there, in place, on every call (no second buffer)."""
+        kr = self._direct.kr
         decoded = isinstance(w2d, tuple)
         if decoded:
             w2d = self.decode(*w2d)
+            k, l = w2d.shape
+            K.pack_in_place(w2d.reshape(-1), k, l, kr)
+            blocks = w2d.reshape(k // kr, l, kr)
         else:
             hit = self._packed.get(layer.name)
             if hit is not None and hit[0] is w2d:
                 return hit[1]
-        g = layer.groups
-        kg = w2d.shape[0] // g
-        packed = [self._direct.pack(w2d[i * kg:(i + 1) * kg]) for i in range(g)]
+            blocks = self._direct.pack(w2d)
+        nkb = blocks.shape[0] // layer.groups
+        packed = [blocks[i * nkb:(i + 1) * nkb] for i in range(layer.groups)]
         if not decoded:
             self._packed[layer.name] = (w2d, packed)
         return packed
@@ -363,6 +324,7 @@ class CpuBackend:
         67 ms blocked vs 99 ms whole, one from 256 channels (L = 2304) 213 vs 194 ms."""
         taps = (c // layer.groups) * layer.kernel[0] * layer.kernel[1]
         return self._direct.kr * taps * 4 > BLOCKED_WEIGHT_BYTES
+
     @staticmethod
     def _useful_tiles(geometry, tile: int) -> list[tuple[int, int]]:
         """Ranges ``[t0, t1)`` of the tiles that hold an output of ``geometry = (n, hq, wq, p, q)``: the
@@ -442,20 +404,19 @@ class CpuBackend:
         taps = packed[0].shape[1]
         xoff_addr, tail_xoff_addr = xoff.ctypes.data, xoff_tail.ctypes.data
         vdst_addr, vmask_addr = vdst.ctypes.data, vmask.ctypes.data
+        def call(i, k0, k1, t0, count, x_addr, xoff_addr):
+            r0 = i * kg + k0 * kr
+            return (w_addrs[i] + k0 * taps * kr * item, x_addr, xoff_addr, y_addr + r0 * ldy * item, ldy, k1 - k0,
+                    count, taps, b_addr + r0 * item, int(relu),
+                    vdst_addr + t0 * nv * NSEG * 8, vmask_addr + t0 * nv * NSEG * 4)
         calls = []
         for i, t0, t1, k0, k1 in tasks:
-            r0 = i * kg + k0 * kr
-            head = (w_addrs[i] + k0 * taps * kr * item, None, None, y_addr + r0 * ldy * item, ldy, k1 - k0)
-            tail = (taps, b_addr + r0 * item, int(relu))
             stop = min(t1, full)
             if stop > t0:
-                calls.append(head[:1] + (src_addr + (i * cg * sh * sw * plane + t0 * tile) * item, xoff_addr)
-                             + head[3:] + (stop - t0,) + tail
-                             + (vdst_addr + t0 * nv * NSEG * 8, vmask_addr + t0 * nv * NSEG * 4))
-            if t1 > full:
-                calls.append(head[:1] + (tail_addr + i * cg * tile * item, tail_xoff_addr) + head[3:] + (1,) + tail
-                             + (vdst_addr + full * nv * NSEG * 8, vmask_addr + full * nv * NSEG * 4))
-        import numba
+                calls.append(call(i, k0, k1, t0, stop - t0,
+                                  src_addr + (i * cg * sh * sw * plane + t0 * tile) * item, xoff_addr))
+            if t1 > full:  # the last tile of a 1x1 conv, from its zero-padded copy
+                calls.append(call(i, k0, k1, full, 1, tail_addr + i * cg * tile * item, tail_xoff_addr))
         with numba.parallel_chunksize(1):  # rows taken one at a time: faster threads take more
             K.run_direct(kern.address(blocked=part_elements > 0), np.array(calls, np.int64),
                          work.ctypes.data + src_elements * item, part_elements * item)

@@ -163,6 +163,19 @@ def place_in_border(y, ph, pw, bias, relu, out):
                 row[pw + j] = src[j]
 
 
+@njit(parallel=True, **_OPTS)
+def pack_in_place(w, rows, row_len, kr):
+    """Weights ``w`` read as ``(rows, row_len)`` rewritten in place as the direct-conv kernel's blocks
+    ``(rows/kr, row_len, kr)`` (``rows`` a multiple of ``kr``): block ``b`` occupies the same elements
+    as its ``kr`` rows did, so each block is transposed through a block-sized scratch."""
+    for blk in prange(rows // kr):
+        base = blk * kr * row_len
+        tmp = w[base:base + kr * row_len].copy()
+        for r in range(kr):
+            for l in range(row_len):
+                w[base + l * kr + r] = tmp[r * row_len + l]
+
+
 @intrinsic
 def _call_direct(typingctx, addr, args, part):
     """Call the direct-conv kernel at address ``addr`` (:mod:`.direct_conv`, a C function of 13 64-bit

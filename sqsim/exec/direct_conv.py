@@ -3,24 +3,28 @@ llvmlite (Numba's own code generator, so no new dependency).
 
 Why not Numba or BLAS: Numba cannot keep a block of accumulator *vectors* in registers (its loops
 vectorise one array at a time, through memory), and im2col + BLAS spends a copy of the input per
-kernel tap before every GEMM.  This kernel computes a stride-1 convolution straight from the input,
-as a GEMM whose column matrix is implicit (the "direct convolution" of Georganas et al., SC'18, and
-of ONNX Runtime's MLAS; the register blocking of Goto & van de Geijn, TOMS 2008):
+kernel tap before every GEMM.  This kernel computes a convolution straight from the input, as a GEMM
+whose column matrix is implicit (the "direct convolution" of Georganas et al., SC'18, and of ONNX
+Runtime's MLAS; the register blocking of Goto & van de Geijn, TOMS 2008):
 
-    y[k, o] = bias[k] + sum_l  w[k, l] * x[xoff[l] + o]          (then ReLU if asked)
+    y[k, dst(o)] = bias[k] + sum_l  w[k, l] * x[xoff[l] + o]          (then ReLU if asked)
 
-where ``o`` runs over output positions in *padded-width* coordinates.  For a CNHW input padded to
-``(C, N, Hp, Wp)`` and a kernel ``(R, S)``, output ``(n, p, q)`` sits at ``o = (n*Hp + p)*Wp + q`` and
-tap ``l = (c, r, s)`` reads ``x[c*N*Hp*Wp + r*Wp + s + o]``: every tap is the same contiguous run of
-the input, shifted.  Positions with ``q >= Q`` or ``p >= P`` are computed and dropped by the caller
-(``(S-1)/Wp`` and ``(R-1)/Hp`` of the work: 3.5% for 3x3 on 55x55).  The CPU backend sends it the
-stride-1 convs larger than 1x1; a 1x1 conv needs no im2col, and BLAS reads its input in place.
+where ``o`` runs over output positions in *padded-width* coordinates.  For a stride-1 conv on a CNHW
+input padded to ``(C, N, Hp, Wp)`` with a kernel ``(R, S)``, output ``(n, p, q)`` sits at
+``o = (n*Hp + p)*Wp + q`` and tap ``l = (c, r, s)`` reads ``x[c*N*Hp*Wp + r*Wp + s + o]``: every tap
+is the same contiguous run of the input, shifted.  A strided conv becomes one by splitting the padded
+input into its stride phases (tap ``(c, r, s)`` reads phase ``(r % sh, s % sw)`` shifted by
+``(r // sh, s // sw)``); a 1x1 conv reads its input as it is.  Positions with ``q >= Q`` or
+``p >= P`` are computed and not stored: :func:`store_map` gives, per vector of positions, where its
+lanes go in the output (up to NSEG rows, by masked stores), so outputs land in place, with no copy.
 
 Register block: ``KR`` output channels x ``NV`` vectors of ``VL`` positions (8 x 3 x 16 with AVX-512:
-24 accumulators, 3 input vectors and a broadcast weight in 32 registers).  The reduction is split into
-blocks of ``LB`` taps so the input panel of one tile (LB x NV*VL floats) stays in L1; the partial sums
-go through ``y`` between blocks.  Weights are packed ``(K/KR, L, KR)`` so each step reads ``KR``
-consecutive floats.
+24 accumulators, 3 input vectors and a broadcast weight in 32 registers).  Two loop orders:
+``sqsim_direct_conv`` runs the whole reduction of a tile in registers, output-channel blocks
+outermost (the input of a chunk of tiles stays in L2, each tile's panel in L1);
+``sqsim_direct_conv_blocked`` splits the reduction into blocks of ``LB`` taps, tiles outermost, with
+partial sums in a small per-thread buffer, for reductions whose weights per channel block overflow
+the cache.  Weights are packed ``(K/KR, L, KR)`` so each step reads ``KR`` consecutive floats.
 """
 from __future__ import annotations
 
@@ -66,8 +70,10 @@ class DirectConvKernel:
         return np.ascontiguousarray(src.reshape(kp // self.kr, self.kr, l).transpose(0, 2, 1))
 
     def run(self, wp: np.ndarray, x_addr: int, xoff: np.ndarray, y_addr: int, ldy: int, ntiles: int,
-            bias: np.ndarray, relu: bool, vdst: np.ndarray, vmask: np.ndarray, part: np.ndarray | None = None) -> None:
-        """``y[k, dst(o)] (+)= ...`` for ``0 <= o < ntiles * tile`` and every row block of ``wp``.
+            bias: np.ndarray, relu: bool, vdst: np.ndarray, vmask: np.ndarray,
+            part: np.ndarray | None = None) -> None:
+        """``y[k, dst(o)] = ...`` for ``0 <= o < ntiles * tile`` and every row block of ``wp``; with
+        ``part`` (``wp.shape[0] * kr * tile`` floats of scratch), by the blocked form.
 
         ``x_addr`` is the address of position 0 (``x`` must be readable up to ``max(xoff) + ntiles *
         tile``); ``y_addr`` that of row 0, with ``wp.shape[0] * kr`` rows of stride ``ldy``; ``vdst``
@@ -80,7 +86,6 @@ class DirectConvKernel:
             self._fn(*a, 0)
         else:
             self._blocked(*a, part.ctypes.data)
-
 
     def address(self, blocked: bool = False) -> int:
         """The machine-code address of the kernel (``blocked``: of its blocked form), a C function of
@@ -160,19 +165,28 @@ def compile_kernel(wide: bool | None = None) -> DirectConvKernel:
 
 
 def _module(kr: int, nv: int, vl: int) -> str:
-    """LLVM IR of ``sqsim_direct_conv(w, x, xoff, y, ldy, nkb, ntiles, L, bias, relu, vdst, vmask)``:
+    """LLVM IR of ``sqsim_direct_conv`` and ``sqsim_direct_conv_blocked``, both
+    ``(w, x, xoff, y, ldy, nkb, ntiles, L, bias, relu, vdst, vmask, part)``:
 
+    sqsim_direct_conv (part unused):
     for kb in range(nkb):                 KR output channels (their weights stay in L1)
       for t in tiles:                     positions [t*tile, (t+1)*tile): vectors v = t*NV + j
         acc = 0
         for l in range(L):
           acc[r, j] += w[kb, l, r] * x[xoff[l] + t*tile + j*VL : +VL]
-        acc = max(acc + bias, 0) (ReLU only if relu)
-        y[rows, v] = acc                  (masked stores, segment by segment)
+        y[rows, v] = max(acc + bias, 0)   (ReLU only if relu; stores by segment)
+
+    sqsim_direct_conv_blocked:
+    for t in tiles:
+      for l0 in range(0, L, LB):          a block of taps: its input panel stays in L1 across kb
+        for kb in range(nkb):
+          acc = 0 if l0 == 0 else part[kb]
+          acc += the taps l0 <= l < min(L, l0 + LB), as above
+          if last block: y[rows, v] = max(acc + bias, 0) else part[kb] = acc
 
     where lane ``i`` of vector ``v`` in segment ``s`` lives at ``y[row*ldy + vdst[v, s] + i]`` and
     belongs to the segment whose bit ``i`` is set in ``vmask[v, s]`` (NSEG segments; lanes in none
-    are computed and dropped).
+    are computed and dropped).  A vector wholly inside one row (one full segment) is a plain store.
     """
     import llvmlite.ir as ir
     f32, i64, i32 = ir.FloatType(), ir.IntType(64), ir.IntType(32)
