@@ -488,7 +488,8 @@ class CpuBackend:
         by_channels = rows * n * p * q if n * p * q <= SPLIT_CHANNELS_COLUMNS and not pointwise else 0
         if self._takes_direct(layer, c, k, (h, w)):
             *_, src_elements, part_elements = self._direct_layout(layer, c, n, h, w, k)
-            return max(by_channels, src_elements + self.threads * part_elements)
+            # partial sums for every thread id the Numba loop may run on (its count can change later)
+            return max(by_channels, src_elements + numba.config.NUMBA_NUM_THREADS * part_elements)
         if tuple(layer.kernel) + tuple(layer.stride) == (1, 1, 1, 1):  # unpadded: none; padded: the GEMM's result
             return 0 if pointwise else max(by_channels, k * n * h * w)
         return max(by_channels, self.threads * rows * self._band(rows, n, p, q) * q)

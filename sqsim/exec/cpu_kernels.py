@@ -145,7 +145,6 @@ def place_in_border(y, ph, pw, bias, relu, out):
     """``out (K, N, H+2ph, W+2pw)``: ``y (K, N, H, W)`` inside a border of ``bias[k]`` (ReLU'd when
     ``relu``), the output of a padded 1x1 conv computed without its padding."""
     k_, n_, h_, w_ = y.shape
-    q_ = out.shape[3]
     for i in prange(k_ * n_):
         k = i // n_
         n = i % n_
