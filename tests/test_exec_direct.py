@@ -131,6 +131,7 @@ DIRECT_CONVS = [  # (in C,H,W), out, kernel, stride, pad, groups: out/groups a m
     ((32, 7, 7), 16, (1, 1), (1, 1), (0, 0), 2),       # grouped 1x1
     ((320, 9, 9), 16, (3, 3), (1, 1), (1, 1), 1),      # many taps: the blocked reduction
     ((40, 9, 11), 16, (1, 1), (1, 1), (1, 2), 1),      # padded 1x1 (conv10 of v1.0 in small)
+    ((384, 6, 7), 16, (1, 1), (1, 1), (0, 0), 1),      # 1x1 from many channels: blocked, in place
 ]
 
 
@@ -205,30 +206,34 @@ def test_direct_conv_stays_inside_its_buffers(shape, out, kernel_hw, stride, pad
     got = ybuf[guard:guard + size].reshape(out, n, p, q).transpose(1, 0, 2, 3)
     np.testing.assert_allclose(got, ref, rtol=RTOL, atol=RTOL * np.abs(ref).max())
     if c // groups * kernel_hw[0] * kernel_hw[1] > 2000:
-        assert be._blocked(layer, c, h, w_)  # the case meant to cover the blocked kernel does
+        assert be._direct_form(layer, c, out, (h, w_)) == "blocked"  # the case meant to cover it does
 
 
-def test_pointwise_convs_with_many_inputs_stay_on_blas():
-    """A 1x1 conv whose tile panel overflows L1 goes to BLAS (measured faster); 3x3 convs never do."""
+def test_direct_forms_follow_the_cache_rules():
+    """1x1: whole while a tile's panel fits L1, blocked while the tile's partial sums do, else BLAS;
+    larger kernels: whole, blocked for very long reductions; strided 1x1: never on the kernel."""
     be = CpuBackend(1)
     if be._direct is None:
         pytest.skip("no direct kernel on this CPU")
     one = Layer("conv", "conv2d", out_channels=64, kernel=(1, 1))
+    wide = Layer("conv", "conv2d", out_channels=1000, kernel=(1, 1))
     three = Layer("conv", "conv2d", out_channels=64, kernel=(3, 3), pad=(1, 1))
-    assert be._takes_direct(one, 64, 64, (27, 27))
-    assert not be._takes_direct(one, 384, 64, (27, 27))
-    assert be._takes_direct(three, 384, 64, (27, 27))
-    assert not be._takes_direct(Layer("conv", "conv2d", out_channels=64, kernel=(1, 1), stride=(2, 2)), 64, 64,
-                                (27, 27))
+    form = be._direct_form
+    assert form(one, 64, 64, (27, 27)) == "whole"
+    assert form(one, 384, 64, (27, 27)) == "blocked"
+    assert form(wide, 512, 1000, (13, 13)) is None
+    assert form(three, 64, 64, (27, 27)) == "whole"
+    assert form(three, 512, 64, (14, 14)) == "blocked"
+    assert form(Layer("conv", "conv2d", out_channels=64, kernel=(1, 1), stride=(2, 2)), 64, 64, (27, 27)) is None
 
 
 @pytest.mark.parametrize("relu, bias", [(True, True), (False, True), (True, False)])
 @pytest.mark.parametrize("pad", [(1, 1), (0, 2)])
 def test_padded_1x1_on_blas_is_the_unpadded_product_inside_a_border_of_bias(pad, relu, bias):
-    """SqueezeNet v1.0's conv10 (1x1, pad 1, 512 input channels): too many inputs for the kernel, so
-    BLAS multiplies the unpadded input and place_in_border adds the ring of act(bias)."""
+    """SqueezeNet v1.0's conv10 (1x1, pad 1, 512 to 1000 channels): too many inputs and outputs for the
+    kernel, so BLAS multiplies the unpadded input and place_in_border adds the ring of act(bias)."""
     be = CpuBackend(2)
-    c, k, n, h, w_ = 384, 24, 2, 5, 6
+    c, k, n, h, w_ = 384, 512, 2, 5, 6
     layer = Layer("conv", "conv2d", out_channels=k, kernel=(1, 1), pad=pad, bias=bias)
     assert not be._takes_direct(layer, c, k, (h, w_))
     p, q = h + 2 * pad[0], w_ + 2 * pad[1]

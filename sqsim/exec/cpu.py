@@ -264,26 +264,48 @@ class CpuBackend:
             self._packed[layer.name] = (w2d, packed)
         return packed
 
-    def _takes_direct(self, layer, c: int, k: int, hw) -> bool:
-        """Whether a conv from ``c`` to ``k`` channels on an input of height and width ``hw`` that does not split
-        by channels runs on the direct kernel: any conv whose output channels per group fill its register
-        blocks, except a strided 1x1 (most of its input is never read).  The kernel stores the output
-        rows straight into place, which needs a phase width of at least half a vector
-        (:func:`.direct_conv.store_map`); a 1x1 conv has no rows to skip."""
-        if self._direct is None or (k // layer.groups) % self._direct.kr:
-            return False
+    def _direct_form(self, layer, c: int, k: int, hw) -> str | None:
+        """How a conv from ``c`` to ``k`` channels on an input of height and width ``hw`` that does not
+        split by channels runs on the direct kernel: ``"whole"`` (the whole reduction in registers),
+        ``"blocked"`` (in blocks of LB taps, partial sums in a per-thread buffer), or None (not on it).
+
+        The kernel needs output channels per group that fill its register blocks, and stores output rows
+        straight into place, which needs a phase width of at least half a vector
+        (:func:`.direct_conv.store_map`).  A strided 1x1 stays off it (most of its input is never read).
+        Measured at batch 16 (2 threads):
+
+        - a 1x1 conv's taps are its input channels, each a separate run.  While the panel one tile reads
+          (cg runs of a tile) stays in L1 the whole form wins (SqueezeNet's squeeze from 128 channels:
+          2.2 ms vs 3.2 on BLAS).  Beyond, the blocked form keeps a block of taps in L1 for every output
+          channel block, if the tile's partial sums fit in L1 too (squeezes from 256-512 channels
+          to 32-64: 1.0-2.5 ms vs 1.3-3.3 on BLAS); else BLAS (conv10, 512 to 1000: 11.5 vs 15.2 ms).
+        - a larger kernel's taps overlap, and its panel fits; it goes blocked when the weights of a
+          block of output channels (KR x L) overflow the cache: a 3x3 from 512 channels (L = 4608)
+          67 ms blocked vs 99 ms whole, from 256 channels (L = 2304) 213 vs 194 ms.
+        """
+        kern = self._direct
+        kg, cg = k // layer.groups, c // layer.groups
+        if kern is None or kg % kern.kr:
+            return None
         if tuple(layer.kernel) == (1, 1):
             if tuple(layer.stride) != (1, 1):
-                return False
-            # Its taps are its input channels, each a separate run: where the panel one tile reads (cg runs
-            # of a tile) would not stay in L1, BLAS's packed GEMM is faster (SqueezeNet's 1x1 convs at
-            # batch 16: from 384 channels 2.5 ms on BLAS vs 3.4 ms on the kernel; from 128 channels 3.2 vs
-            # 2.5-2.9 ms the other way).
-            if (c // layer.groups) * self._direct.tile * 4 > L1_PANEL_BYTES:
-                return False
+                return None
+            if cg * kern.tile * 4 <= L1_PANEL_BYTES:
+                form = "whole"
+            elif kg * kern.tile * 4 <= L1_PANEL_BYTES:
+                form = "blocked"
+            else:
+                return None
             if self._pointwise(layer):
-                return True
-        return 2 * self._phase_hw(layer, hw)[1] >= self._direct.vl - 1
+                return form
+        else:
+            weights = kern.kr * cg * layer.kernel[0] * layer.kernel[1] * 4  # bytes per output-channel block
+            form = "blocked" if weights > BLOCKED_WEIGHT_BYTES else "whole"
+        return form if 2 * self._phase_hw(layer, hw)[1] >= kern.vl - 1 else None
+
+    def _takes_direct(self, layer, c: int, k: int, hw) -> bool:
+        """Whether the conv runs on the direct kernel (:meth:`_direct_form`)."""
+        return self._direct_form(layer, c, k, hw) is not None
 
     @staticmethod
     def _pointwise(layer) -> bool:
@@ -299,12 +321,12 @@ class CpuBackend:
     def _direct_layout(self, layer, c: int, n: int, h: int, w: int, k: int):
         """``(hq, wq, ntiles, src_elements, part_elements)`` of a direct conv: a stride phase's height and
         width, the tiles of output positions, the size of the kernel's input in the work buffer, and
-        of each thread's partial sums after it (0 where the reduction runs whole: :meth:`_blocked`).
+        of each thread's partial sums after it (0 where the reduction runs whole: :meth:`_direct_form`).
 
         A 1x1 conv reads its input in place (one plane of ``n*h*w`` positions); only its last, partial
         tile reads a copy (``c`` x one tile)."""
         tile = self._direct.tile
-        part = k // layer.groups * tile if self._blocked(layer, c, h, w) else 0
+        part = k // layer.groups * tile if self._direct_form(layer, c, k, (h, w)) == "blocked" else 0
         if self._pointwise(layer):
             plane = n * h * w
             return 1, plane, -(-plane // tile), c * tile, part
@@ -316,14 +338,6 @@ class CpuBackend:
         # beyond position `plane` of the last phase; what it reads there only reaches dropped positions.
         src_elements = c * sh * sw * plane + ((kh - 1) // sh) * wq + (kw - 1) // sw + tile
         return hq, wq, -(-plane // tile), src_elements, part
-
-    def _blocked(self, layer, c: int, h: int, w: int) -> bool:
-        """Whether a direct conv splits its reduction into blocks of LB taps (the kernel's blocked form),
-        for the weights of a block of output channels (KR x L) too large to stay in cache while the
-        tiles of a chunk read them: measured at batch 16, a 3x3 conv from 512 channels (L = 4608) runs
-        67 ms blocked vs 99 ms whole, one from 256 channels (L = 2304) 213 vs 194 ms."""
-        taps = (c // layer.groups) * layer.kernel[0] * layer.kernel[1]
-        return self._direct.kr * taps * 4 > BLOCKED_WEIGHT_BYTES
 
     @staticmethod
     def _useful_tiles(geometry, tile: int) -> list[tuple[int, int]]:
