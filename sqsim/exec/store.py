@@ -32,7 +32,7 @@ from ..weights import check_layer_names
 _PAD = 3  # zero bytes after each stream: the kernels read 3 bytes at a time
 ABSENT = np.zeros(3, np.int32)  # the table of an absent stream: T1 = T2 = 0, one entry "symbol 0, 0 bits"
 CPU_BLOCKS = 16
-SERIAL_DECODE_ENTRIES = 1 << 16
+SERIAL_DECODE_ENTRIES = 1 << 12
 
 
 def _kernels():
@@ -332,7 +332,8 @@ class SparseWeights:
         """Decode into ``out`` (float32, >= rows x row_len elements, reused); returns the (rows, row_len) view."""
         K = _kernels()
         flat = out.reshape(-1)[: self.rows * self.row_len]
-        # below ~64K entries a parallel launch costs more than it saves
+        # below a few thousand entries a parallel launch (about 2 us on Numba's OpenMP pool, 100+ us on
+        # its workqueue pool) costs more than it saves
         parallel = self.n_entries >= SERIAL_DECODE_ENTRIES
         if self.row_entry is not None:
             (K.decode_rows if parallel else K.decode_rows_serial)(*self.row_kernel_args(), flat)
