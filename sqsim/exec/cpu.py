@@ -276,7 +276,7 @@ class CpuBackend:
 
         - a 1x1 conv's taps are its input channels, each a separate run.  While the panel one tile reads
           (cg runs of a tile) stays in L1 the whole form wins (SqueezeNet's squeeze from 128 channels:
-          2.2 ms vs 3.2 on BLAS).  Beyond, the blocked form keeps a block of taps in L1 for every output
+          2.1-2.3 ms vs 2.5-3.2 on BLAS).  Beyond, the blocked form keeps a block of taps in L1 for every output
           channel block, if the tile's partial sums fit in L1 too (squeezes from 256-512 channels
           to 32-64: 1.0-2.5 ms vs 1.3-3.3 on BLAS); else BLAS (conv10, 512 to 1000: 11.5 vs 15.2 ms).
         - a larger kernel's taps overlap, and its panel fits; it goes blocked when the weights of a
@@ -418,10 +418,11 @@ class CpuBackend:
         taps = packed[0].shape[1]
         xoff_addr, tail_xoff_addr = xoff.ctypes.data, xoff_tail.ctypes.data
         vdst_addr, vmask_addr = vdst.ctypes.data, vmask.ctypes.data
-        def call(i, k0, k1, t0, count, x_addr, xoff_addr):
+
+        def call(i, k0, k1, t0, count, x_addr, offsets_addr):
             r0 = i * kg + k0 * kr
-            return (w_addrs[i] + k0 * taps * kr * item, x_addr, xoff_addr, y_addr + r0 * ldy * item, ldy, k1 - k0,
-                    count, taps, b_addr + r0 * item, int(relu),
+            return (w_addrs[i] + k0 * taps * kr * item, x_addr, offsets_addr, y_addr + r0 * ldy * item, ldy,
+                    k1 - k0, count, taps, b_addr + r0 * item, int(relu),
                     vdst_addr + t0 * nv * NSEG * 8, vmask_addr + t0 * nv * NSEG * 4)
         calls = []
         for i, t0, t1, k0, k1 in tasks:
