@@ -162,7 +162,8 @@ def test_direct_convs_match_reference(shape, out, kernel_hw, stride, pad, groups
     assert used or (threads == 2 and batch * y.shape[2] * y.shape[3] <= out)
 
 
-def test_direct_and_im2col_paths_agree_on_a_network():
+@pytest.mark.parametrize("width", ["host", "avx2"])
+def test_direct_and_im2col_paths_agree_on_a_network(width, avx2_kernel):
     """SqueezeNet v1.1 at 67x67 (conv1 3x3/2, the expand3x3 and the narrower 1x1 convs on the direct
     kernel) vs the same run with im2col + BLAS everywhere."""
     from sqsim.ir import load
@@ -173,6 +174,8 @@ def test_direct_and_im2col_paths_agree_on_a_network():
     x = rand((2, 3, 67, 67), 5)
     direct = Executor(g, w)
     assert direct.backend._direct is not None
+    if width == "avx2":
+        direct.backend._direct = avx2_kernel
     im2col = Executor(g, w)
     im2col.backend._direct = None
     a = direct.run(x, outputs=["pool10"])["pool10"]
@@ -180,11 +183,21 @@ def test_direct_and_im2col_paths_agree_on_a_network():
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
 
 
+@pytest.fixture(scope="module")
+def avx2_kernel():
+    return compile_kernel(wide=False)
+
+
+@pytest.mark.parametrize("width", ["host", "avx2"])
 @pytest.mark.parametrize("shape, out, kernel_hw, stride, pad, groups", DIRECT_CONVS)
-def test_direct_conv_stays_inside_its_buffers(shape, out, kernel_hw, stride, pad, groups):
+def test_direct_conv_stays_inside_its_buffers(shape, out, kernel_hw, stride, pad, groups, width, avx2_kernel):
     """The kernel's masked stores write every output once and nothing around it, and its work (the
-    phase-split input, the partial sums) fits the size cols_elements gave; guard bands on both sides."""
+    phase-split input, the partial sums) fits the size cols_elements gave; guard bands on both sides.
+    Also with the 8-lane AVX2 kernel (4 output channels a block, 24-position tiles), which the backend
+    uses on CPUs without AVX-512."""
     be = CpuBackend(1)
+    if width == "avx2":
+        be._direct = avx2_kernel
     layer = Layer("conv", "conv2d", out_channels=out, kernel=kernel_hw, stride=stride, pad=pad, groups=groups)
     c, h, w_ = shape
     n = 2
@@ -205,7 +218,7 @@ def test_direct_conv_stays_inside_its_buffers(shape, out, kernel_hw, stride, pad
     ref = ref_conv(x.transpose(1, 0, 2, 3), wt.reshape(out, c // groups, *kernel_hw), bias, stride, pad, groups)
     got = ybuf[guard:guard + size].reshape(out, n, p, q).transpose(1, 0, 2, 3)
     np.testing.assert_allclose(got, ref, rtol=RTOL, atol=RTOL * np.abs(ref).max())
-    if c // groups * kernel_hw[0] * kernel_hw[1] > 2000:
+    if c // groups * kernel_hw[0] * kernel_hw[1] > 2000 and be._direct.kr == 8:  # 8-channel blocks: 92 KiB
         assert be._direct_form(layer, c, out, (h, w_)) == "blocked"  # the case meant to cover it does
 
 
