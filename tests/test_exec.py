@@ -333,7 +333,7 @@ def test_decode_and_sparse_matmul_equal_dense(bits, index_bits, blocks):
     x = rand((45, 3), seed=9)
     y = np.empty((37, 3), np.float32)
     from sqsim.exec import cpu_kernels as K
-    K.sparse_matmul(*sw.kernel_args(), x, y)
+    K.sparse_matmul(*sw.kernel_args(), *sw.huffman_args(), x, y)
     np.testing.assert_allclose(y, dense.reshape(37, -1) @ x, rtol=RTOL, atol=1e-5)
 
 
@@ -357,7 +357,7 @@ def test_row_pointer_kernels_equal_dense_and_block_kernels(bits, index_bits, n):
     y_rows = np.full((53, n), np.nan, np.float32)
     y_blocks = np.full((53, n), np.nan, np.float32)
     K.sparse_matmul_rows(*sw.row_kernel_args(), x, y_rows)
-    K.sparse_matmul(*sw.kernel_args(), x, y_blocks)
+    K.sparse_matmul(*sw.kernel_args(), *sw.huffman_args(), x, y_blocks)
     np.testing.assert_allclose(y_rows, dense.reshape(53, -1).astype(np.float64) @ x, rtol=RTOL, atol=1e-5)
     np.testing.assert_array_equal(y_rows, y_blocks)
 
@@ -402,6 +402,87 @@ def test_huffman_streams_decode_like_the_compress_package():
             out.append(s)
         assert pos == nbits
         np.testing.assert_array_equal(out, symbols)
+
+
+def _greedy_window(window: str, codes: dict) -> list:
+    """Brute force: the whole codes a bit string begins with, read one by one (at most 3)."""
+    out, i = [], 0
+    while len(out) < 3:
+        hit = next(((sym, c) for sym, c in codes.items() if window.startswith(c, i)), None)
+        if hit is None:
+            break
+        out.append(hit[0])
+        i += len(hit[1])
+    return out, i
+
+
+@pytest.mark.parametrize("bits, w", [(4, 10), (8, 12), (8, 6), (1, 10)])
+def test_multi_symbol_table_equals_greedy_decoding(bits, w, monkeypatch):
+    """Every window of the multi-symbol table against reading its bits code by code (codes longer than
+    the window give n = 0; a one-symbol code has an invalid half, which must stop the greedy read)."""
+    from sqsim.compress import huffman
+    from sqsim.exec import store
+    monkeypatch.setattr(store, "MULTI_TABLE_BITS", (w,))
+    rng = np.random.default_rng(bits + w)
+    counts = (rng.pareto(1.0, 1 << bits) * 40).astype(np.int64) + (rng.random(1 << bits) < 0.6)
+    counts[0] += 1
+    lengths = huffman.code_lengths(counts)
+    canon = huffman.canonical_codes(lengths)
+    codes = {int(s): format(int(canon[s]), f"0{int(lengths[s])}b") for s in np.flatnonzero(lengths)}
+    table = store.multi_table(lengths, 1 << 30)
+    assert table[0] == w and table.size == (1 << w) + 1
+    for v in range(1 << w):
+        syms, used = _greedy_window(format(v, f"0{w}b"), codes)
+        ent = int(table[1 + v])
+        n = (ent >> 4) & 3
+        assert n == len(syms), v
+        assert [(ent >> (6 + 8 * i)) & 255 for i in range(n)] == syms
+        assert (ent & 15) == (used if n else 0)
+    assert store.multi_table(lengths, table.nbytes * store.MULTI_TABLE_SHARE - 1) is None  # stream too small
+    assert store.multi_table(np.ones(512, np.uint8) * 9, 1 << 30) is None  # over 256 symbols
+
+
+@pytest.mark.parametrize("code_bits, density, blocks, table_bits", [
+    (5, 0.25, 16, 12), (8, 0.3, 3, 12), (8, 0.3, 7, 4), (6, 0.05, 1, 10), (4, 0.6, 40, 8)])
+def test_multi_symbol_huffman_kernels_equal_fixed_width(code_bits, density, blocks, table_bits, monkeypatch):
+    """Huffman streams decoded two segments at a time by multi-symbol tables (forced on at this size)
+    give the same weights as the symbol-at-a-time path and the fixed-width form, and the sparse product
+    the same bits.  Blocks start off the segment grid; 4- and 8-bit tables leave many codes to the
+    two-level fallback."""
+    from sqsim.compress import compress
+    from sqsim.exec import cpu_kernels as K
+    from sqsim.exec import store
+    g = Graph([Layer("data", "input", shape=(150, 2, 2)),
+               Layer("fc", "fc", ("data",), out_channels=61, compression=Compression(density, code_bits, 4))],
+              name="fcnet")
+    cm = compress(g, he_init(g, code_bits), huffman=True)
+    plain = sparse_from_model(cm, blocks)["fc"]  # too small for tables: the symbol-at-a-time path
+    monkeypatch.setattr(store, "MULTI_TABLE_SHARE", 0)
+    monkeypatch.setattr(store, "MULTI_TABLE_BITS", (table_bits,))
+    fast = sparse_from_model(cm, blocks)["fc"]
+    fixed = sparse_from_model(cm, blocks, huffman_at_load=True)["fc"]
+    assert plain.rel_mtable.size == 0 and fast.rel_mtable[0] == table_bits and fast.code_mtable[0] == table_bits
+    assert fast.n_entries > 4 * store.SEG_ENTRIES and fast.seg_rel_bit.size == fast.n_entries // store.SEG_ENTRIES + 1
+    assert fast.resident_bytes > plain.resident_bytes
+    dense = fixed.to_dense().weight
+    np.testing.assert_array_equal(dense, cm.layers["fc"].dense_weight())
+    for sw in (plain, fast):
+        np.testing.assert_array_equal(sw.to_dense().weight, dense)
+        out = np.full(dense.size, np.nan, np.float32)
+        K.decode_blocks_serial(*sw.kernel_args(), *sw.huffman_args(), out)
+        np.testing.assert_array_equal(out.reshape(dense.shape), dense)
+    for n in (1, 3):
+        x = rand((600, n), seed=n)
+        ys = []
+        for sw in (plain, fast):
+            y = np.full((61, n), np.nan, np.float32)
+            K.sparse_matmul(*sw.kernel_args(), *sw.huffman_args(), x, y)
+            ys.append(y)
+        y = np.full((61, n), np.nan, np.float32)
+        K.sparse_matmul_rows(*fixed.row_kernel_args(), x, y)
+        np.testing.assert_array_equal(ys[0], y)
+        np.testing.assert_array_equal(ys[1], y)
+        np.testing.assert_allclose(y, dense.reshape(61, -1).astype(np.float64) @ x, rtol=RTOL, atol=1e-5)
 
 
 @pytest.fixture(scope="module")

@@ -162,7 +162,7 @@ class CpuBackend:
         if sw.row_entry is not None:
             K.sparse_matmul_rows(*sw.row_kernel_args(), x, y)
         else:
-            K.sparse_matmul(*sw.kernel_args(), x, y)
+            K.sparse_matmul(*sw.kernel_args(), *sw.huffman_args(), x, y)
 
     def _bias(self, bias, k: int):
         if bias is not None:

@@ -21,7 +21,7 @@ relative index 0).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -84,8 +84,8 @@ def code_table(lengths, lut_bits: int = 8) -> np.ndarray:
     :mod:`sqsim.exec.cpu_kernels`).
 
     Codes are assigned as :mod:`sqsim.compress.huffman` does (by length, then symbol; consecutive
-    integers; RFC 1951 section 3.2.2).  The first level indexes ``T1 = min(longest, lut_bits)`` bits; each first-level prefix of
-    longer codes gets a sub-table over the remaining ``longest - T1`` bits.
+    integers; RFC 1951 section 3.2.2).  The first level indexes ``T1 = min(longest, lut_bits)`` bits;
+    each first-level prefix of longer codes gets a sub-table over the remaining ``longest - T1`` bits.
     """
     lengths = np.asarray(lengths, dtype=np.int64)
     symbols = np.flatnonzero(lengths)
@@ -121,6 +121,47 @@ def code_table(lengths, lut_bits: int = 8) -> np.ndarray:
 
 
 huffman_table = code_table
+
+MULTI_TABLE_BITS = (12, 11, 10)  # widths tried for a stream's multi-symbol table, widest first
+MULTI_TABLE_SHARE = 16  # ... the widest whose table is at most 1/16 of the stream's bytes
+SEG_ENTRIES = 512  # entries between the segment checkpoints of streams with multi-symbol tables (cpu_kernels)
+EMPTY_I32 = np.zeros(0, np.int32)
+
+
+def multi_table(lengths, stream_bytes: int):
+    """The multi-symbol decoding table of a canonical prefix code (layout:
+    :func:`sqsim.exec.cpu_kernels.read_multi`: each W-bit window's whole codes, up to 3), or None where
+    the code has over 256 symbols or even a 10-bit table (4 KiB) would exceed 1/16 of the stream's bytes
+    (small layers keep the two-level table only: the tables add at most about 6% to resident weights)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if lengths.size > 256 or not lengths.any():
+        return None
+    w = next((w for w in MULTI_TABLE_BITS if 4 * ((1 << w) + 1) * MULTI_TABLE_SHARE <= stream_bytes), None)
+    if w is None:
+        return None
+    from ..compress.huffman import canonical_codes
+    codes = canonical_codes(lengths).astype(np.int64)
+    top = 16  # every code as a range of 16-bit prefixes
+    sym16 = np.zeros(1 << top, np.int64)
+    len16 = np.zeros(1 << top, np.int64)
+    for sym in np.flatnonzero(lengths):
+        length, lo = int(lengths[sym]), int(codes[sym]) << (top - int(lengths[sym]))
+        sym16[lo: lo + (1 << (top - length))] = sym
+        len16[lo: lo + (1 << (top - length))] = length
+    v = np.arange(1 << w, dtype=np.int64)
+    used = np.zeros_like(v)  # bits taken by whole codes so far
+    count = np.zeros_like(v)
+    packed = np.zeros_like(v)
+    going = np.ones(v.size, bool)
+    for i in range(3):  # the i-th code of each window, if all of it lies inside the window's w bits
+        idx = ((v << used) & ((1 << w) - 1)) << (top - w)  # bits past the window read as 0: a code is
+        sym, length = sym16[idx], len16[idx]              # accepted only if it ends inside the window
+        going &= (length > 0) & (length <= w - used)
+        packed[going] |= sym[going] << (6 + 8 * i)
+        used[going] += length[going]
+        count[going] += 1
+    table = packed | (count << 4) | np.where(count > 0, used, 0)
+    return np.concatenate([[w], table]).astype(np.int32)
 
 
 def fixed_table(bits: int) -> np.ndarray:
@@ -166,6 +207,11 @@ class SparseWeights:
         or None for Huffman streams
         Row pointers of fixed-width streams: each row's first entry (and the end), and the position
         before it; the CPU kernels then decode or multiply every row on its own (8 bytes per row).
+    rel_mtable, code_mtable, seg_rel_bit, seg_code_bit : ndarray (empty where not used)
+        Multi-symbol decoding tables of both Huffman streams (:func:`multi_table`) and the bit offset
+        of each stream at every ``SEG_ENTRIES``-th entry (int32, or int64 for streams of 2**31 bits or
+        more): the CPU kernels then decode two segments of a block at once.  Kept where both streams
+        are Huffman coded and large enough (see :func:`multi_table`).
     """
     name: str
     weight_shape: tuple
@@ -186,6 +232,10 @@ class SparseWeights:
     huffman: bool = False
     row_entry: np.ndarray | None = None
     row_prev: np.ndarray | None = None
+    rel_mtable: np.ndarray = field(default_factory=lambda: EMPTY_I32)
+    code_mtable: np.ndarray = field(default_factory=lambda: EMPTY_I32)
+    seg_rel_bit: np.ndarray = field(default_factory=lambda: EMPTY_I32)
+    seg_code_bit: np.ndarray = field(default_factory=lambda: EMPTY_I32)
 
     # --- construction ------------------------------------------------------------------------------
     @classmethod
@@ -224,30 +274,39 @@ class SparseWeights:
         def stream(st, bits):
             if st.encoding == "huffman" and huffman_at_load:
                 symbols = cl.code_array() if st is cl.values else cl.index_array()
+                mtables.append(None)
                 return _stream(symbols, bits)
             if st.encoding == "huffman":
                 present = np.flatnonzero(st.huffman_lengths)
+                mtables.append(multi_table(st.huffman_lengths, np.size(st.data)))
                 return _padded(st.data), code_table(st.huffman_lengths), int(present.max()) if present.size else 0
+            mtables.append(None)
             return _stream(_lsb_symbols(st.data, bits, st.count, where), bits)
+
+        mtables = []  # the multi-symbol tables of the streams read, in order: codes, then indices
 
         if cl.weight_bits is None:  # per-entry fp32 values
             codebook = np.asarray(cl.value_array(), np.float32)
             cdata, ctable, cmax, cbits = _padded([]), ABSENT, 0, 0
+            mtables.append(None)
         else:
             codebook = np.asarray(cl.codebook, np.float32)
             (cdata, ctable, cmax), cbits = stream(cl.values, cl.weight_bits), cl.weight_bits
         if cl.index is None:
             rdata, rtable, ibits = _padded([]), ABSENT, 0
+            mtables.append(None)
         else:
             (rdata, rtable, _), ibits = stream(cl.index, cl.index_bits), cl.index_bits
         huff = not huffman_at_load and (cl.values.encoding == "huffman" or
                                         (cl.index is not None and cl.index.encoding == "huffman"))
+        code_mt, rel_mt = mtables
+        fast = None if code_mt is None or rel_mt is None else (rel_mt, code_mt)  # both streams, or neither
         return cls._build(cl.name, cl.weight_shape, codebook, cdata, ctable, cbits, rdata, rtable, ibits,
-                          cl.entries, cl.bias, blocks, source=where, max_code=cmax, huffman=huff)
+                          cl.entries, cl.bias, blocks, source=where, max_code=cmax, huffman=huff, mtables=fast)
 
     @classmethod
     def _build(cls, name, weight_shape, codebook, code_data, code_table, code_bits, rel_data, rel_table,
-               index_bits, n_entries, bias, blocks, source=None, max_code=0, huffman=False):
+               index_bits, n_entries, bias, blocks, source=None, max_code=0, huffman=False, mtables=None):
         from . import cpu_kernels as K
         where = source or f"layer {name!r}"
         shape = tuple(int(s) for s in weight_shape)
@@ -268,31 +327,39 @@ class SparseWeights:
         block_row = (np.arange(nb + 1, dtype=np.int64) * rows) // nb
         block_entry = np.zeros(nb + 1, np.int64)
         block_prev, block_cbit, block_rbit = (np.zeros(nb, np.int64) for _ in range(3))
+        seg_r = seg_c = EMPTY_I32
+        if mtables is not None:
+            big = 8 * max(code_data.size, rel_data.size) >= 2 ** 31
+            seg_r, seg_c = (np.zeros(int(n_entries) // SEG_ENTRIES + 1, np.int64 if big else np.int32)
+                            for _ in range(2))
         status = K.scan_checkpoints(code_data, code_table, code_bits == 0, rel_data, rel_table, int(n_entries),
                                     rows * row_len, row_len, block_row, block_entry, block_prev, block_cbit,
-                                    block_rbit)
+                                    block_rbit, seg_c, seg_r)
         if status == -1:
             raise FormatError(f"{where}: a code or index stream holds an invalid code or ends early")
         if status == -2:
             raise FormatError(f"{where}: the sparse entries run past the {rows * row_len} weights of shape {shape}")
         row_entry = row_prev = None
-        if not huffman and code_bits <= 16 and index_bits <= 16:  # fixed width: row pointers (one more scan; the bit offsets follow from the entry)
+        # fixed width: row pointers (one more scan; the bit offsets follow from the entry)
+        if not huffman and code_bits <= 16 and index_bits <= 16:
             row_entry = np.zeros(rows + 1, np.int64)
             row_prev = np.zeros(rows, np.int64)
             K.scan_checkpoints(code_data, code_table, code_bits == 0, rel_data, rel_table, int(n_entries),
                                rows * row_len, row_len, np.arange(rows + 1, dtype=np.int64), row_entry, row_prev,
-                               np.zeros(rows, np.int64), np.zeros(rows, np.int64))
+                               np.zeros(rows, np.int64), np.zeros(rows, np.int64), EMPTY_I32, EMPTY_I32)
             if max(int(n_entries), rows * row_len) < 2 ** 31:  # 8 bytes per row instead of 16
                 row_entry, row_prev = row_entry.astype(np.int32), row_prev.astype(np.int32)
+        rel_mt, code_mt = mtables if mtables is not None else (EMPTY_I32, EMPTY_I32)
         return cls(name, shape, codebook, code_data, code_table, int(code_bits), rel_data, rel_table,
                    int(index_bits), int(n_entries), block_row, block_entry, block_prev, block_cbit, block_rbit,
-                   bias, bool(huffman), row_entry, row_prev)
+                   bias, bool(huffman), row_entry, row_prev, rel_mt, code_mt, seg_r, seg_c)
 
     def reblocked(self, blocks: int) -> "SparseWeights":
         """The same layer with checkpoints for ``blocks`` row blocks (the GPU wants one per row)."""
         return SparseWeights._build(self.name, self.weight_shape, self.codebook, self.code_data, self.code_table,
                                     self.code_bits, self.rel_data, self.rel_table, self.index_bits, self.n_entries,
-                                    self.bias, blocks, huffman=self.huffman)
+                                    self.bias, blocks, huffman=self.huffman,
+                                    mtables=(self.rel_mtable, self.code_mtable) if self.rel_mtable.size else None)
 
     # --- properties ---------------------------------------------------------------------------------
     @property
@@ -307,7 +374,8 @@ class SparseWeights:
     def resident_bytes(self) -> int:
         """Bytes held: codebook (or values), both streams and their tables, checkpoints, bias."""
         arrays = (self.codebook, self.code_data, self.rel_data, self.block_row, self.block_entry, self.block_prev,
-                  self.block_code_bit, self.block_rel_bit) + \
+                  self.block_code_bit, self.block_rel_bit, self.rel_mtable, self.code_mtable, self.seg_rel_bit,
+                  self.seg_code_bit) + \
             tuple(a for a in (self.row_entry, self.row_prev) if a is not None)
         tables = sum(t.nbytes for t in (self.code_table, self.rel_table) if t is not ABSENT)
         return sum(a.nbytes for a in arrays) + tables + (self.bias.nbytes if self.bias is not None else 0)
@@ -317,6 +385,11 @@ class SparseWeights:
         return (self.codebook, self.code_data, self.code_table, self.code_bits == 0, self.rel_data, self.rel_table,
                 self.block_row, self.block_entry, self.block_prev, self.block_code_bit, self.block_rel_bit,
                 self.row_len)
+
+    def huffman_args(self) -> tuple:
+        """The CPU Huffman kernels' further arguments (after :meth:`kernel_args`): multi-symbol tables and
+        segment checkpoints of the index and code streams (empty arrays where not kept)."""
+        return self.rel_mtable, self.code_mtable, self.seg_rel_bit, self.seg_code_bit
 
     @cached_property
     def _row_args(self) -> tuple:
@@ -338,7 +411,8 @@ class SparseWeights:
         if self.row_entry is not None:
             (K.decode_rows if parallel else K.decode_rows_serial)(*self.row_kernel_args(), flat)
         else:
-            (K.decode_blocks if parallel else K.decode_blocks_serial)(*self.kernel_args(), flat)
+            decode = K.decode_blocks if parallel else K.decode_blocks_serial
+            decode(*self.kernel_args(), *self.huffman_args(), flat)
         return flat.reshape(self.rows, self.row_len)
 
     def to_dense(self):
