@@ -420,7 +420,9 @@ def softmax_channels(x, out):
 # indexed by the next T2 bits.  An absent stream (table [0, 0, 0]) reads symbol 0 of 0 bits forever.
 #
 # The per-run kernels decode a chunk of symbols at a time into small buffers (read_chunk: fixed widths up
-# to 8 bits eight symbols per step, Huffman symbol by symbol with two streams interleaved), then use them.
+# to 8 bits eight symbols per step, Huffman symbol by symbol with two streams interleaved, or up to three
+# symbols per lookup, two segments at a time, where store.py keeps multi-symbol tables: read_lanes), then
+# use them.
 # A per-symbol helper inlined into the loops ran 4-20x slower (Numba kept reference counting of the
 # arrays inside the loop), and a fixed-width symbol at a time cannot be vectorised.
 

@@ -12,8 +12,12 @@ first row of each of a few row blocks: the first entry, the position before it a
 each stream.  That is 40 bytes per block (16 blocks on the CPU).  Fixed-width streams are randomly
 addressable (entry e's symbol starts at bit ``e * bits``), so for them the executor also keeps *row
 pointers*: each row's first entry and the position before it (8 bytes per row: 32 KiB for AlexNet's
-fc6, against 4.9 MB of streams); the CPU kernels then decode or multiply rows independently.  Resident
-weight memory is the compressed size plus these (plus one decode buffer for the largest decoded layer).
+fc6, against 4.9 MB of streams); the CPU kernels then decode or multiply rows independently.  Large
+Huffman-coded layers also keep a *multi-symbol table* per stream (4-16 KiB, at most 1/16 of the stream)
+and the bit offset of each stream every 512 entries (8 bytes: 1-2% of AlexNet's fc6), so the CPU
+kernels read up to three symbols per lookup and two segments of a block at once
+(:func:`sqsim.exec.cpu_kernels.read_lanes`).  Resident weight memory is the compressed size plus these
+(plus one decode buffer for the largest decoded layer).
 
 Variants of the same record: per-entry fp32 values instead of codes (pruned-only storage: ``code_bits``
 0, ``codebook`` holds the values) and no index stream (dense code storage: ``index_bits`` 0, every
