@@ -494,8 +494,8 @@ def scan_checkpoints(cdata, ctable, cvals, rdata, rtable, n_entries, n_weights, 
     return 0
 
 
-_CHUNK = 1024  # entries the kernels below decode at a time (symbols into small buffers, then use them);
-# at least 2 * SEG_ENTRIES
+_CHUNK = 1024  # entries the kernels below decode at a time (symbols into small buffers, then use them)
+assert _CHUNK >= 2 * SEG_ENTRIES  # a multi-symbol chunk (read_lanes) is up to two segments
 
 
 @njit(**_OPTS)
@@ -585,8 +585,9 @@ def read_chunk_pair(rdata, rtable, rb, cdata, ctable, cb, m, rout, cout):
 # first code is longer than W (then the two-level table reads it).  It keeps bit checkpoints every
 # SEG_ENTRIES entries of both streams, so two segments of one block decode at once: four independent
 # chains.  Measured on AlexNet's fc6 (one thread): 5.6 -> 1.7 ns an entry; conv3 (8-bit codes, many
-# longer than W): 5.9 -> 3.3 ns.  The four chains are written out: a helper function called in the loop
-# ran about 8x slower (Numba reference-counts the arrays passed on every call).
+# longer than W): 5.9 -> 3.3 ns.  The four chains are written out: the same loop calling one inlined
+# per-lookup helper four times ran at 15.6 instead of 2.1 ns an entry (fc6, measured again on review;
+# presumably the per-call reference counting of the arrays noted above).
 _GAP = 4  # slack between the two lanes' symbols in the buffers: a lookup writes up to 2 symbols past its lane
 
 

@@ -278,32 +278,30 @@ class SparseWeights:
         def stream(st, bits):
             if st.encoding == "huffman" and huffman_at_load:
                 symbols = cl.code_array() if st is cl.values else cl.index_array()
-                mtables.append(None)
                 return _stream(symbols, bits)
             if st.encoding == "huffman":
                 present = np.flatnonzero(st.huffman_lengths)
-                mtables.append(multi_table(st.huffman_lengths, np.size(st.data)))
                 return _padded(st.data), code_table(st.huffman_lengths), int(present.max()) if present.size else 0
-            mtables.append(None)
             return _stream(_lsb_symbols(st.data, bits, st.count, where), bits)
 
-        mtables = []  # the multi-symbol tables of the streams read, in order: codes, then indices
+        def mtable(st):  # the multi-symbol table of a Huffman stream kept as stored (None: not kept)
+            if st is None or st.encoding != "huffman" or huffman_at_load:
+                return None
+            return multi_table(st.huffman_lengths, np.size(st.data))
 
         if cl.weight_bits is None:  # per-entry fp32 values
             codebook = np.asarray(cl.value_array(), np.float32)
             cdata, ctable, cmax, cbits = _padded([]), ABSENT, 0, 0
-            mtables.append(None)
         else:
             codebook = np.asarray(cl.codebook, np.float32)
             (cdata, ctable, cmax), cbits = stream(cl.values, cl.weight_bits), cl.weight_bits
         if cl.index is None:
             rdata, rtable, ibits = _padded([]), ABSENT, 0
-            mtables.append(None)
         else:
             (rdata, rtable, _), ibits = stream(cl.index, cl.index_bits), cl.index_bits
         huff = not huffman_at_load and (cl.values.encoding == "huffman" or
                                         (cl.index is not None and cl.index.encoding == "huffman"))
-        code_mt, rel_mt = mtables
+        code_mt, rel_mt = mtable(cl.values) if cl.weight_bits is not None else None, mtable(cl.index)
         fast = None if code_mt is None or rel_mt is None else (rel_mt, code_mt)  # both streams, or neither
         return cls._build(cl.name, cl.weight_shape, codebook, cdata, ctable, cbits, rdata, rtable, ibits,
                           cl.entries, cl.bias, blocks, source=where, max_code=cmax, huffman=huff, mtables=fast)
