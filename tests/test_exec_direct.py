@@ -106,15 +106,40 @@ def test_pack_pads_rows_to_the_register_block(kern):
     assert not p.transpose(0, 2, 1).reshape(-1, 7)[5:].any()
 
 
-@pytest.mark.parametrize("rows, row_len", [(8, 5), (24, 37), (64, 288)])
-def test_pack_in_place_matches_pack(rows, row_len):
-    """A decoded layer is packed where it was decoded: the same blocks as DirectConvKernel.pack."""
-    from sqsim.exec import cpu_kernels as K
+@pytest.mark.parametrize("huffman", [False, True])
+@pytest.mark.parametrize("rows, row_len, blocks, density", [(8, 5, 1, 0.4), (24, 37, 5, 0.4), (64, 288, 16, 0.4),
+                                                             (48, 700, 3, 0.4), (40, 300, 7, 1.0)])
+def test_decode_into_blocks_matches_pack(rows, row_len, blocks, density, huffman, monkeypatch):
+    """A compressed layer for the direct kernel is decoded straight into its blocks: the same array as
+    DirectConvKernel.pack of the dense weights, by every decoder (fixed-width rows, Huffman symbol by
+    symbol and by multi-symbol tables; serial and parallel; row blocks that split a register block;
+    pruned layers and dense ones, which have no index stream)."""
+    from sqsim.compress import compress
+    from sqsim.exec import store
+    from sqsim.ir import Compression, Graph, Layer
+    from sqsim.weights import he_init
     kern8 = kernel()
-    w = rand((rows, row_len), 9)
-    buf = w.reshape(-1).copy()
-    K.pack_in_place(buf, rows, row_len, kern8.kr)
-    np.testing.assert_array_equal(buf, kern8.pack(w).reshape(-1))
+    g = Graph([Layer("data", "input", shape=(row_len, 1, 1)),
+               Layer("fc", "fc", ("data",), out_channels=rows, compression=Compression(density, 6, 4))], name="n")
+    cm = compress(g, he_init(g, rows), huffman=huffman)
+    dense = cm.layers["fc"].dense_weight().reshape(rows, row_len)
+    assert (cm.layers["fc"].index is None) == (density == 1.0)
+    monkeypatch.setattr(store, "MULTI_TABLE_SHARE", 1 << 30)  # no multi-symbol tables
+    layers = [store.sparse_from_model(cm, blocks)["fc"]]
+    if huffman:
+        monkeypatch.setattr(store, "MULTI_TABLE_SHARE", 0)  # tables however small the layer
+        layers.append(store.sparse_from_model(cm, blocks)["fc"])
+        assert layers[0].code_mtable.size == 0 and layers[1].code_mtable.size > 0
+    for sw in layers:
+        for serial in (False, True):
+            monkeypatch.setattr(store, "SERIAL_DECODE_ENTRIES", (1 << 40) if serial else 0)
+            buf = np.full(rows * row_len + 7, np.nan, np.float32)
+            got = sw.decode_into(buf, kern8.kr)
+            assert got.shape == (rows // kern8.kr, row_len, kern8.kr)
+            np.testing.assert_array_equal(got, kern8.pack(dense))
+            np.testing.assert_array_equal(sw.decode_into(buf), dense)
+    with pytest.raises(ValueError, match="blocks of 7"):
+        layers[0].decode_into(buf, 7)
 
 
 DIRECT_CONVS = [  # (in C,H,W), out, kernel, stride, pad, groups: out/groups a multiple of 8

@@ -19,9 +19,10 @@ A conv with few output positions and many channels (batch 1, late layers) is spl
 the column matrix is built once (its rows split among the threads) and each task multiplies a block
 of output channels, so each weight is read by one thread only (:meth:`CpuBackend._conv_by_channels`).
 
-A conv/fc from compressed weights decodes its layer into one reused buffer before the GEMM (in a
-channel-split conv each task decodes its own rows of fixed-width streams just before multiplying them,
-:func:`cpu_kernels.decode_row_range`), or, for fc layers where it is cheaper, multiplies on the sparse
+A conv/fc from compressed weights decodes its layer into one reused buffer before the GEMM (for the
+direct kernel straight into its blocked order; in a channel-split conv each task decodes its own rows
+just before multiplying them, :func:`cpu_kernels.decode_row_range` and
+:func:`cpu_kernels.decode_block_range`), or, for fc layers where it is cheaper, multiplies on the sparse
 form directly (:func:`cpu_kernels.sparse_matmul_rows` on fixed-width streams, with per-row pointers;
 :func:`cpu_kernels.sparse_matmul` on Huffman streams).
 """
@@ -245,14 +246,12 @@ class CpuBackend:
     def _packed_weights(self, layer, w2d):
         """Per group, the weights packed for the direct-conv kernel (``(K/KR, L, KR)`` blocks).  Dense
         weights are packed once (keyed by the array they came from); a compressed layer is decoded
-        into the reused decode buffer and packed there, in place, on every call (no second buffer)."""
+        into the reused decode buffer in the packed order, on every call (no second buffer)."""
         kr = self._direct.kr
         decoded = isinstance(w2d, tuple)
         if decoded:
-            w2d = self.decode(*w2d)
-            k, l = w2d.shape
-            K.pack_in_place(w2d.reshape(-1), k, l, kr)
-            blocks = w2d.reshape(k // kr, l, kr)
+            sw, buf = w2d
+            blocks = sw.decode_into(buf, kr)  # decoded straight into the kernel's blocks
         else:
             hit = self._packed.get(layer.name)
             if hit is not None and hit[0] is w2d:
@@ -463,21 +462,31 @@ class CpuBackend:
                 cols = np.ascontiguousarray(cols.transpose(1, 0, 2))
             cols = cols.reshape(rows, m)
         per = max(8, -(-kg // (2 * self.threads)))  # about two tasks per thread in each group
-        chunks = [(i, k0, min(kg, k0 + per)) for i in range(g) for k0 in range(0, kg, per)]
+        chunks = [(i, k0, min(kg, k0 + per), 0, 0) for i in range(g) for k0 in range(0, kg, per)]
         sparse = None
         if isinstance(w2d, tuple):
+            # each task decodes its own rows just before multiplying them (still in cache for its GEMM):
+            # rows of fixed-width streams, or runs of row blocks of Huffman streams (one group)
             sparse, buf = w2d
-            if sparse.row_entry is None:  # Huffman streams: decoded in row blocks, before
-                w2d, sparse = self.decode(sparse, buf), None
-            else:  # each task decodes its own rows just before multiplying them
-                w2d = buf[: sparse.rows * sparse.row_len].reshape(sparse.rows, sparse.row_len)
+            w2d = buf[: sparse.rows * sparse.row_len].reshape(sparse.rows, sparse.row_len)
+            if sparse.row_entry is not None:
                 args = sparse.row_kernel_args()
+            elif g == 1:
+                args = sparse.kernel_args() + sparse.huffman_args()
+                nb = sparse.block_row.size - 1
+                per_b = -(-nb // (2 * self.threads))
+                chunks = [(0, int(sparse.block_row[b0]), int(sparse.block_row[min(nb, b0 + per_b)]), b0,
+                           min(nb, b0 + per_b)) for b0 in range(0, nb, per_b)]
+            else:  # decoded in row blocks, before
+                w2d, sparse = self.decode(sparse, buf), None
 
         def one(t, slot):
-            i, k0, k1 = chunks[t]
+            i, k0, k1, b0, b1 = chunks[t]
             r0, r1 = i * kg + k0, i * kg + k1
-            if sparse is not None:
+            if sparse is not None and sparse.row_entry is not None:
                 K.decode_row_range(*args, r0, r1, buf)
+            elif sparse is not None:
+                K.decode_block_range(*args, b0, b1, buf)
             np.matmul(w2d[r0:r1], cols[i * lg:(i + 1) * lg], out=y[r0:r1])
             if act:
                 K.bias_act(y[r0:r1], b[r0:r1], 0, m, relu)

@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-from .store import SEG_ENTRIES
+from .store import SEG_ENTRIES, STREAM_PAD
 
 # Numba's thread pool: OpenMP where there is one.  A parallel loop then starts in about 2 us, where
 # Numba's own 'workqueue' pool wakes its threads through the OS, 100-150 us a loop on this project's
@@ -164,19 +164,6 @@ def place_in_border(y, ph, pw, bias, relu, out):
                 row[pw + j] = src[j]
 
 
-@njit(parallel=True, **_OPTS)
-def pack_in_place(w, rows, row_len, kr):
-    """Weights ``w`` read as ``(rows, row_len)`` rewritten in place as the direct-conv kernel's blocks
-    ``(rows/kr, row_len, kr)`` (``rows`` a multiple of ``kr``): block ``b`` occupies the same elements
-    as its ``kr`` rows did, so each block is transposed through a block-sized scratch."""
-    for blk in prange(rows // kr):
-        base = blk * kr * row_len
-        tmp = w[base:base + kr * row_len].copy()
-        for r in range(kr):
-            for l in range(row_len):
-                w[base + l * kr + r] = tmp[r * row_len + l]
-
-
 @intrinsic
 def _call_direct(typingctx, addr, args, part):
     """Call the direct-conv kernel at address ``addr`` (:mod:`.direct_conv`, a C function of 13 64-bit
@@ -189,6 +176,39 @@ def _call_direct(typingctx, addr, args, part):
         fnty = ir.FunctionType(ir.VoidType(), [i64] * 13)
         fn = builder.inttoptr(llargs[0], fnty.as_pointer())
         builder.call(fn, [builder.extract_value(llargs[1], j) for j in range(12)] + [llargs[2]])
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def _load_be64(typingctx, data, byte):
+    """The 8 bytes ``data[byte:byte+8]`` (a uint8 array) as one big-endian int64: one unaligned load and a
+    byte swap (the Huffman readers' bit window; streams carry 8 bytes of padding)."""
+    sig = types.int64(data, byte)
+
+    def codegen(context, builder, signature, llargs):
+        from llvmlite import ir
+        i64 = ir.IntType(64)
+        ptr = context.make_array(signature.args[0])(context, builder, llargs[0]).data
+        at = builder.gep(ptr, [context.cast(builder, llargs[1], signature.args[1], types.int64)])
+        word = builder.load(builder.bitcast(at, i64.as_pointer()), align=1)
+        return builder.call(builder.module.declare_intrinsic("llvm.bswap", [i64]), [word])
+    return sig, codegen
+
+
+@intrinsic
+def _store_u32(typingctx, buf, at, value):
+    """``buf[at:at+4] = value``'s low 4 bytes, least significant first (``buf`` a uint8 array): one
+    unaligned store (three symbols of a multi-symbol table entry, and one spare byte)."""
+    sig = types.void(buf, at, value)
+
+    def codegen(context, builder, signature, llargs):
+        from llvmlite import ir
+        i32 = ir.IntType(32)
+        ptr = context.make_array(signature.args[0])(context, builder, llargs[0]).data
+        dst = builder.gep(ptr, [context.cast(builder, llargs[1], signature.args[1], types.int64)])
+        val = builder.trunc(context.cast(builder, llargs[2], signature.args[2], types.int64), i32)
+        builder.store(val, builder.bitcast(dst, i32.as_pointer()), align=1)
         return context.get_dummy_value()
     return sig, codegen
 
@@ -449,22 +469,24 @@ read_symbol_jit = njit(inline="always")(read_symbol)
 def scan_checkpoints(cdata, ctable, cvals, rdata, rtable, n_entries, n_weights, row_len, block_row,
                      block_entry, block_prev, block_cbit, block_rbit, seg_cbit, seg_rbit):
     """One sequential pass over a layer's entries recording, at each block's first row, the first entry,
-    the position before it and the bit offsets of both streams, and (unless ``seg_rbit`` is empty) the
-    bit offsets at every ``SEG_ENTRIES``-th entry.  Returns 0, or -1 for an invalid code or a stream that
-    ends early, -2 for entries past the weight blob."""
-    segs = seg_rbit.size > 0
+    the position before it and the bit offsets of both streams, and (unless ``seg_cbit``, ``seg_rbit``
+    are empty) the bit offsets at every ``SEG_ENTRIES``-th entry.  Returns 0, or -1 for an invalid code
+    or a stream that ends early, -2 for entries past the weight blob."""
+    segs = seg_cbit.size > 0
+    rsegs = seg_rbit.size > 0
     nb = block_row.size - 1
     b = 0
     pos = np.int64(-1)
     cb = np.int64(0)
     rb = np.int64(0)
-    rbits_total = np.int64(rdata.size - 3) * 8
-    cbits_total = np.int64(cdata.size - 3) * 8
+    rbits_total = np.int64(rdata.size - STREAM_PAD) * 8
+    cbits_total = np.int64(cdata.size - STREAM_PAD) * 8
     rlen0 = rtable[0] == 0  # no index stream: every relative index is 0 and takes no bits
     for e in range(n_entries):
         if segs and e % SEG_ENTRIES == 0:
-            seg_rbit[e // SEG_ENTRIES] = rb
             seg_cbit[e // SEG_ENTRIES] = cb
+            if rsegs:
+                seg_rbit[e // SEG_ENTRIES] = rb
         r, rb2 = read_symbol_jit(rdata, rb, rtable)
         if (rb2 == rb and not rlen0) or rb2 > rbits_total:
             return -1
@@ -494,8 +516,10 @@ def scan_checkpoints(cdata, ctable, cvals, rdata, rtable, n_entries, n_weights, 
     return 0
 
 
+_GAP = 4  # slack after each segment's symbols in read_lanes' buffers: a lookup writes up to 2 symbols past it
 _CHUNK = 1024  # entries the kernels below decode at a time (symbols into small buffers, then use them)
-assert _CHUNK >= 2 * SEG_ENTRIES  # a multi-symbol chunk (read_lanes) is up to two segments
+assert _CHUNK >= 4 * SEG_ENTRIES  # a multi-symbol chunk (read_lanes) is up to four segments
+_LANE_BUF = _CHUNK + 4 * _GAP  # the uint8 buffers read_lanes writes (segments with gaps between them)
 
 
 @njit(**_OPTS)
@@ -580,7 +604,7 @@ def read_chunk_pair(rdata, rtable, rb, cdata, ctable, cb, m, rout, cout):
 # read_chunk_pair's symbol-at-a-time loop is latency-bound: each symbol's position waits on the last one's
 # table load, about 5.6 ns an entry (two symbols) on this project's machine.  For streams of at most 256
 # symbols store.py also builds a *multi-symbol* table, indexed by the next W bits (W <= 12; mt[0] = W):
-# mt[1 + v] = ``len | n << 4 | s0 << 6 | s1 << 14 | s2 << 22``, the n <= 3 whole codes (s0, s1, s2; len bits
+# mt[1 + v] = ``len | n << 4 | s0 << 8 | s1 << 16 | s2 << 24``, the n <= 3 whole codes (s0, s1, s2; len bits
 # in all) that the W bits begin with (the technique of zlib's and huff0's decoders), and n = 0 where the
 # first code is longer than W (then the two-level table reads it).  It keeps bit checkpoints every
 # SEG_ENTRIES entries of both streams, so two segments of one block decode at once: four independent
@@ -588,143 +612,146 @@ def read_chunk_pair(rdata, rtable, rb, cdata, ctable, cb, m, rout, cout):
 # longer than W): 5.9 -> 3.3 ns.  The four chains are written out: the same loop calling one inlined
 # per-lookup helper four times ran at 15.6 instead of 2.1 ns an entry (fc6, measured again on review;
 # presumably the per-call reference counting of the arrays noted above).
-_GAP = 4  # slack between the two lanes' symbols in the buffers: a lookup writes up to 2 symbols past its lane
-
 
 @njit(**_OPTS)
 def read_multi(data, mt, table, bitpos, m, out, o):
-    """At least ``m`` symbols of a Huffman stream from ``bitpos`` into ``out[o:]`` by its multi-symbol
-    table ``mt`` (up to 2 more are written after them; ``out`` has room).  Returns nothing: the bit
-    position after exactly ``m`` symbols is not known when the last lookup read past them."""
+    """At least ``m`` symbols of a Huffman stream from ``bitpos`` into ``out[o:]`` (uint8) by its
+    multi-symbol table ``mt`` (up to 3 more bytes are written after them; ``out`` has room).  Returns
+    nothing: the bit position after exactly ``m`` symbols is not known when the last lookup read past
+    them."""
     w = np.int64(mt[0])
     mask = (np.int64(1) << w) - 1
     k = o
     end = o + m
     while k < end:
-        byte = bitpos >> 3
-        v = (np.int64(data[np.uint64(byte)]) << 16) | (np.int64(data[np.uint64(byte + 1)]) << 8) | \
-            np.int64(data[np.uint64(byte + 2)])
-        ent = np.int64(mt[np.uint64(1 + ((v >> (24 - (bitpos & 7) - w)) & mask))])
+        ent = np.int64(mt[np.uint64(1 + (((_load_be64(data, bitpos >> 3) << (bitpos & 7)) >> (64 - w)) & mask))])
         n = (ent >> 4) & 3
         if n == 0:
             sym, bitpos = read_symbol_jit(data, bitpos, table)
             out[np.uint64(k)] = sym
             k += 1
         else:
-            out[np.uint64(k)] = (ent >> 6) & 255
-            out[np.uint64(k + 1)] = (ent >> 14) & 255
-            out[np.uint64(k + 2)] = (ent >> 22) & 255
+            _store_u32(out, k, ent >> 8)
             k += n
             bitpos += ent & 15
 
 
 @njit(**_OPTS)
-def read_lanes(rdata, rmt, rtable, cdata, cmt, ctable, rb0, cb0, ma, rb1, cb1, mb, rbuf, cbuf):
-    """Relative indices and codes of ``ma + mb`` consecutive entries into ``rbuf[:ma+mb]``,
-    ``cbuf[:ma+mb]`` (uint8, ``ma + mb + 8`` long): lane A, the first ``ma`` from bit positions
-    ``rb0``/``cb0``; lane B, the next ``mb`` from ``rb1``/``cb1`` (a segment checkpoint).  Both lanes and
-    both streams advance in one loop (four chains); lane B is written ``_GAP`` further on, then moved down
-    over lane A's over-read."""
-    rw, cw = np.int64(rmt[0]), np.int64(cmt[0])
-    rmask, cmask = (np.int64(1) << rw) - 1, (np.int64(1) << cw) - 1
-    ra, ca = np.int64(0), np.int64(0)
-    r1 = c1 = ma + _GAP
-    end1 = ma + _GAP + mb
-    while ra < ma and ca < ma and r1 < end1 and c1 < end1:
-        byte = rb0 >> 3  # lane A, indices
-        v = (np.int64(rdata[np.uint64(byte)]) << 16) | (np.int64(rdata[np.uint64(byte + 1)]) << 8) | \
-            np.int64(rdata[np.uint64(byte + 2)])
-        ent = np.int64(rmt[np.uint64(1 + ((v >> (24 - (rb0 & 7) - rw)) & rmask))])
-        n = (ent >> 4) & 3
-        if n == 0:
-            sym, rb0 = read_symbol_jit(rdata, rb0, rtable)
-            rbuf[np.uint64(ra)] = sym
-            ra += 1
-        else:
-            rbuf[np.uint64(ra)] = (ent >> 6) & 255
-            rbuf[np.uint64(ra + 1)] = (ent >> 14) & 255
-            rbuf[np.uint64(ra + 2)] = (ent >> 22) & 255
-            ra += n
-            rb0 += ent & 15
-        byte = cb0 >> 3  # lane A, codes
-        v = (np.int64(cdata[np.uint64(byte)]) << 16) | (np.int64(cdata[np.uint64(byte + 1)]) << 8) | \
-            np.int64(cdata[np.uint64(byte + 2)])
-        ent = np.int64(cmt[np.uint64(1 + ((v >> (24 - (cb0 & 7) - cw)) & cmask))])
-        n = (ent >> 4) & 3
-        if n == 0:
-            sym, cb0 = read_symbol_jit(cdata, cb0, ctable)
-            cbuf[np.uint64(ca)] = sym
-            ca += 1
-        else:
-            cbuf[np.uint64(ca)] = (ent >> 6) & 255
-            cbuf[np.uint64(ca + 1)] = (ent >> 14) & 255
-            cbuf[np.uint64(ca + 2)] = (ent >> 22) & 255
-            ca += n
-            cb0 += ent & 15
-        byte = rb1 >> 3  # lane B, indices
-        v = (np.int64(rdata[np.uint64(byte)]) << 16) | (np.int64(rdata[np.uint64(byte + 1)]) << 8) | \
-            np.int64(rdata[np.uint64(byte + 2)])
-        ent = np.int64(rmt[np.uint64(1 + ((v >> (24 - (rb1 & 7) - rw)) & rmask))])
-        n = (ent >> 4) & 3
-        if n == 0:
-            sym, rb1 = read_symbol_jit(rdata, rb1, rtable)
-            rbuf[np.uint64(r1)] = sym
-            r1 += 1
-        else:
-            rbuf[np.uint64(r1)] = (ent >> 6) & 255
-            rbuf[np.uint64(r1 + 1)] = (ent >> 14) & 255
-            rbuf[np.uint64(r1 + 2)] = (ent >> 22) & 255
-            r1 += n
-            rb1 += ent & 15
-        byte = cb1 >> 3  # lane B, codes
-        v = (np.int64(cdata[np.uint64(byte)]) << 16) | (np.int64(cdata[np.uint64(byte + 1)]) << 8) | \
-            np.int64(cdata[np.uint64(byte + 2)])
-        ent = np.int64(cmt[np.uint64(1 + ((v >> (24 - (cb1 & 7) - cw)) & cmask))])
-        n = (ent >> 4) & 3
-        if n == 0:
-            sym, cb1 = read_symbol_jit(cdata, cb1, ctable)
-            cbuf[np.uint64(c1)] = sym
-            c1 += 1
-        else:
-            cbuf[np.uint64(c1)] = (ent >> 6) & 255
-            cbuf[np.uint64(c1 + 1)] = (ent >> 14) & 255
-            cbuf[np.uint64(c1 + 2)] = (ent >> 22) & 255
-            c1 += n
-            cb1 += ent & 15
-    if ra < ma:  # the rest of each chain on its own
-        read_multi(rdata, rmt, rtable, rb0, ma - ra, rbuf, ra)
-    if ca < ma:
-        read_multi(cdata, cmt, ctable, cb0, ma - ca, cbuf, ca)
-    if r1 < end1:
-        read_multi(rdata, rmt, rtable, rb1, end1 - r1, rbuf, r1)
-    if c1 < end1:
-        read_multi(cdata, cmt, ctable, cb1, end1 - c1, cbuf, c1)
-    for i in range(mb):  # lane B down onto the end of lane A (over its over-read symbols)
-        rbuf[ma + i] = rbuf[ma + _GAP + i]
-        cbuf[ma + i] = cbuf[ma + _GAP + i]
+def read_lanes(d0, mt0, t0, b0, m0, o0, d1, mt1, t1, b1, m1, o1, d2, mt2, t2, b2, m2, o2, d3, mt3, t3, b3, m3, o3,
+               buf0, buf1):
+    """Four independent chains of Huffman symbols read in one loop: chain i reads ``m_i`` symbols of the
+    stream ``d_i`` (multi-symbol table ``mt_i``, two-level table ``t_i``) from bit ``b_i`` into ``buf0``
+    (chains 0 and 2) or ``buf1`` (chains 1 and 3) from offset ``o_i``, and may write up to 3 bytes
+    past them (the caller leaves ``_GAP`` slots).  The executor reads four segments of one stream
+    (:func:`_read_segments`); chains of different streams balance worse (an index symbol takes fewer
+    bits, so its chains end first and the code chains' rest runs one at a time).
+
+    The loop runs in rounds of ``q`` steps, ``q`` a third of the fewest symbols any chain still lacks
+    (a step reads 1 to 3), so the steps need no end tests."""
+    w0, w1, w2, w3 = np.int64(mt0[0]), np.int64(mt1[0]), np.int64(mt2[0]), np.int64(mt3[0])
+    mask0, mask1 = (np.int64(1) << w0) - 1, (np.int64(1) << w1) - 1
+    mask2, mask3 = (np.int64(1) << w2) - 1, (np.int64(1) << w3) - 1
+    k0, k1, k2, k3 = o0, o1, o2, o3
+    end0, end1, end2, end3 = o0 + m0, o1 + m1, o2 + m2, o3 + m3
+    q = min(min(end0 - k0, end1 - k1), min(end2 - k2, end3 - k3)) // 3
+    while q > 0:
+        for _ in range(q):
+            ent = np.int64(mt0[np.uint64(1 + (((_load_be64(d0, b0 >> 3) << (b0 & 7)) >> (64 - w0)) & mask0))])
+            n = (ent >> 4) & 3
+            if n == 0:  # chain 0: a code longer than the window
+                sym, b0 = read_symbol_jit(d0, b0, t0)
+                buf0[np.uint64(k0)] = sym
+                k0 += 1
+            else:
+                _store_u32(buf0, k0, ent >> 8)
+                k0 += n
+                b0 += ent & 15
+            ent = np.int64(mt1[np.uint64(1 + (((_load_be64(d1, b1 >> 3) << (b1 & 7)) >> (64 - w1)) & mask1))])
+            n = (ent >> 4) & 3
+            if n == 0:  # chain 1
+                sym, b1 = read_symbol_jit(d1, b1, t1)
+                buf1[np.uint64(k1)] = sym
+                k1 += 1
+            else:
+                _store_u32(buf1, k1, ent >> 8)
+                k1 += n
+                b1 += ent & 15
+            ent = np.int64(mt2[np.uint64(1 + (((_load_be64(d2, b2 >> 3) << (b2 & 7)) >> (64 - w2)) & mask2))])
+            n = (ent >> 4) & 3
+            if n == 0:  # chain 2
+                sym, b2 = read_symbol_jit(d2, b2, t2)
+                buf0[np.uint64(k2)] = sym
+                k2 += 1
+            else:
+                _store_u32(buf0, k2, ent >> 8)
+                k2 += n
+                b2 += ent & 15
+            ent = np.int64(mt3[np.uint64(1 + (((_load_be64(d3, b3 >> 3) << (b3 & 7)) >> (64 - w3)) & mask3))])
+            n = (ent >> 4) & 3
+            if n == 0:  # chain 3
+                sym, b3 = read_symbol_jit(d3, b3, t3)
+                buf1[np.uint64(k3)] = sym
+                k3 += 1
+            else:
+                _store_u32(buf1, k3, ent >> 8)
+                k3 += n
+                b3 += ent & 15
+        q = min(min(end0 - k0, end1 - k1), min(end2 - k2, end3 - k3)) // 3
+    # the rest of each chain on its own
+    read_multi(d0, mt0, t0, b0, end0 - k0, buf0, k0)
+    read_multi(d1, mt1, t1, b1, end1 - k1, buf1, k1)
+    read_multi(d2, mt2, t2, b2, end2 - k2, buf0, k2)
+    read_multi(d3, mt3, t3, b3, end3 - k3, buf1, k3)
+
+
+@njit(inline="always")
+def _widen(src, dst):
+    """``dst[:] = src`` (uint8 symbols to int64) as a loop over range(n), which LLVM vectorises."""
+    for i in range(src.size):
+        dst[i] = src[i]
+
+
+@njit(inline="always")
+def _read_segments(data, mt, table, seg, bitpos, e0, s1, s2, s3, t, buf, out):
+    """Symbols ``e0 .. t-1`` of one stream into ``out``: four chains (:func:`read_lanes`) from ``bitpos``
+    (at ``e0``) and the checkpoints at ``s1``, ``s2``, ``s3`` into ``buf``, then moved down over the gaps."""
+    o1 = s1 - e0 + _GAP
+    o2 = o1 + s2 - s1 + _GAP
+    o3 = o2 + s3 - s2 + _GAP
+    read_lanes(data, mt, table, bitpos, s1 - e0, 0,
+               data, mt, table, np.int64(seg[s1 // SEG_ENTRIES]), s2 - s1, o1,
+               data, mt, table, np.int64(seg[s2 // SEG_ENTRIES]), s3 - s2, o2,
+               data, mt, table, np.int64(seg[s3 // SEG_ENTRIES]), t - s3, o3, buf, buf)
+    _widen(buf[:s1 - e0], out[:s1 - e0])
+    _widen(buf[s1 - e0 + _GAP:s2 - e0 + _GAP], out[s1 - e0:s2 - e0])
+    _widen(buf[s2 - e0 + 2 * _GAP:s3 - e0 + 2 * _GAP], out[s2 - e0:s3 - e0])
+    _widen(buf[s3 - e0 + 3 * _GAP:t - e0 + 3 * _GAP], out[s3 - e0:t - e0])
 
 
 @njit(inline="always")
 def _next_chunk(rdata, rtable, rmt, rseg, rb, cdata, ctable, cmt, cseg, cb, cvals, e0, e_end, rout, cout,
                 rb8, cb8):
-    """Read the next chunk of a block's entries from ``e0`` (at bit positions ``rb``, ``cb``) into
-    ``rout``/``cout``; returns ``(m, rb, cb)``: its size and the bit positions at ``e0 + m``.  With
-    multi-symbol tables (``rmt.size``) a chunk runs to the second segment checkpoint after ``e0``, its two
-    parts decoded as two lanes; else it is ``_CHUNK`` entries read symbol by symbol."""
-    if rmt.size:
-        mid = min((e0 // SEG_ENTRIES + 1) * SEG_ENTRIES, e_end)
-        t = min(mid + SEG_ENTRIES, e_end)
-        ma, mb = mid - e0, t - mid
-        s = mid // SEG_ENTRIES
-        read_lanes(rdata, rmt, rtable, cdata, cmt, ctable, rb, cb, ma, np.int64(rseg[s]) if mb else np.int64(0),
-                   np.int64(cseg[s]) if mb else np.int64(0), mb, rb8, cb8)
-        m = t - e0
-        for i in range(m):
-            rout[i] = rb8[i]
-            cout[i] = cb8[i]
+    """Read the next chunk of a range of entries from ``e0`` (at bit positions ``rb``, ``cb``) into
+    ``rout``/``cout``; returns ``(m, rb, cb)``: its size and the bit positions at ``e0 + m``.
+
+    With multi-symbol tables (``cmt.size``) a chunk runs to the fourth segment checkpoint after ``e0``,
+    each stream's four segments read as four chains (:func:`read_lanes`; no index stream: every relative
+    index 0); else it is ``_CHUNK`` entries read symbol by symbol."""
+    if cmt.size:
+        s1 = min((e0 // SEG_ENTRIES + 1) * SEG_ENTRIES, e_end)  # the segment grid from the next checkpoint
+        s2 = min(s1 + SEG_ENTRIES, e_end)
+        s3 = min(s2 + SEG_ENTRIES, e_end)
+        t = min(s3 + SEG_ENTRIES, e_end)
+        _read_segments(cdata, cmt, ctable, cseg, cb, e0, s1, s2, s3, t, cb8, cout)
+        if rmt.size:
+            _read_segments(rdata, rmt, rtable, rseg, rb, e0, s1, s2, s3, t, rb8, rout)
+        else:
+            rout[:t - e0] = 0
         if t < e_end:  # t is a checkpoint
-            rb, cb = np.int64(rseg[t // SEG_ENTRIES]), np.int64(cseg[t // SEG_ENTRIES])
-        return m, rb, cb
+            cb = np.int64(cseg[t // SEG_ENTRIES])
+            if rmt.size:
+                rb = np.int64(rseg[t // SEG_ENTRIES])
+        return t - e0, rb, cb
     m = min(_CHUNK, e_end - e0)
     rb, cb = _read_entries(rdata, rtable, rb, cdata, ctable, cb, cvals, e0, m, rout, cout)
     return m, rb, cb
@@ -742,54 +769,99 @@ def _read_entries(rdata, rtable, rb, cdata, ctable, cb, cvals, e0, m, rout, cout
 
 
 @njit(inline="always")
-def _decode_block(b, codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev,
-                  block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, out):
-    out[block_row[b] * row_len:block_row[b + 1] * row_len] = 0.0
+def _layout_index(r, col, row_len, kr):
+    """Where weight ``(r, col)`` of a decoded layer goes: ``kr`` 1, the plain ``(rows, row_len)`` order;
+    else the direct-conv kernel's blocks ``(rows/kr, row_len, kr)`` (:meth:`.direct_conv.DirectConvKernel.pack`),
+    so a layer for that kernel is decoded straight into the form it reads."""
+    return (r // kr) * kr * row_len + col * kr + r % kr
+
+
+@njit(inline="always")
+def _decode_range(b0, b1, codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev,
+                  block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, kr, out):
+    """Decode blocks ``b0 <= b < b1`` (consecutive blocks: one run of entries from block b0's checkpoint)
+    in the layout of :func:`_layout_index` (``kr`` 1: zeroing the blocks' rows first; else ``out`` is zeroed
+    by the caller: a block of ``kr`` rows may span two ranges)."""
+    if kr == 1:
+        out[block_row[b0] * row_len:block_row[b1] * row_len] = 0.0
     relb = np.empty(_CHUNK, np.int64)
     codeb = np.empty(_CHUNK, np.int64)
-    rb8 = np.empty(_CHUNK + 8, np.uint8)
-    cb8 = np.empty(_CHUNK + 8, np.uint8)
-    pos = block_prev[b]
-    cb = block_cbit[b]
-    rb = block_rbit[b]
-    e0 = block_entry[b]
-    e_end = block_entry[b + 1]
+    rb8 = np.empty(_LANE_BUF, np.uint8)
+    cb8 = np.empty(_LANE_BUF, np.uint8)
+    pos = block_prev[b0]
+    cb = block_cbit[b0]
+    rb = block_rbit[b0]
+    e0 = block_entry[b0]
+    e_end = block_entry[b1]
+    r = max(pos, 0) // row_len  # the row of the last position, where it ends, where it goes
+    row_end = (r + 1) * row_len
+    start = _layout_index(r, 0, row_len, kr)
     while e0 < e_end:
         m, rb, cb = _next_chunk(rdata, rtable, rmt, rseg, rb, cdata, ctable, cmt, cseg, cb, cvals, e0, e_end, relb,
                                 codeb, rb8, cb8)
-        if cvals:
+        if kr != 1:
+            for i in range(m):  # the row of the next position: positions ascend
+                pos += relb[i] + 1
+                while pos >= row_end:
+                    r += 1
+                    row_end += row_len
+                    start = _layout_index(r, 0, row_len, kr)
+                out[np.uint64(start + (pos - row_end + row_len) * kr)] = \
+                    codebook[np.uint64(e0 + i)] if cvals else codebook[np.uint64(codeb[i])]
+        elif cvals:
             for i in range(m):
                 pos += relb[i] + 1
-                out[pos] = codebook[e0 + i]
+                out[np.uint64(pos)] = codebook[np.uint64(e0 + i)]
         else:
-            for i in range(m):
+            for i in range(m):  # unsigned indices spare Numba's negative-index tests
                 pos += relb[i] + 1
-                out[pos] = codebook[codeb[i]]
+                out[np.uint64(pos)] = codebook[np.uint64(codeb[i])]
         e0 += m
 
 
 @njit(parallel=True, **_OPTS)
 def decode_blocks(codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev,
-                  block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, out):
-    """Decode a compressed layer into dense ``out`` (flat, rows x row_len), one block of rows per task.
+                  block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, tasks, kr, out):
+    """Decode a compressed layer into dense ``out`` (flat, in the layout of :func:`_layout_index`) as
+    ``tasks`` parallel tasks (one per thread), each a run of consecutive row blocks (fewer chunk restarts
+    than a task per block).
 
     Entry e sits at ``pos_e = pos_{e-1} + rel_e + 1`` and holds ``codebook[code_e]`` (with ``cvals``,
     ``codebook[e]``: per-entry fp32 values); every other weight is 0 (REFERENCE.md section 3).
     ``rmt``, ``cmt``, ``rseg``, ``cseg``: multi-symbol tables and segment checkpoints of both streams, or
     empty (see :func:`read_lanes`).
     """
-    for b in prange(block_row.size - 1):
-        _decode_block(b, codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev,
-                      block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, out)
+    nb = block_row.size - 1
+    tasks = max(1, min(nb, tasks))
+    if kr != 1:
+        n = block_row[nb] * row_len
+        for t in prange(tasks):
+            out[t * n // tasks:(t + 1) * n // tasks] = 0.0
+    for t in prange(tasks):
+        _decode_range(t * nb // tasks, (t + 1) * nb // tasks, codebook, cdata, ctable, cvals, rdata, rtable,
+                      block_row, block_entry, block_prev, block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg,
+                      kr, out)
 
 
 @njit(**_OPTS)
 def decode_blocks_serial(codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev,
-                         block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, out):
-    """:func:`decode_blocks` on one thread (small layers, where starting threads costs more)."""
-    for b in range(block_row.size - 1):
-        _decode_block(b, codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev,
-                      block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, out)
+                         block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, kr, out):
+    """:func:`decode_blocks` on one thread, all blocks as one run (small layers, where starting threads
+    costs more)."""
+    nb = block_row.size - 1
+    if kr != 1:
+        out[:block_row[nb] * row_len] = 0.0
+    _decode_range(0, nb, codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev,
+                  block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, kr, out)
+
+
+@njit(**_OPTS)
+def decode_block_range(codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev,
+                       block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, b0, b1, out):
+    """Blocks ``b0 <= b < b1`` of :func:`decode_blocks` (into their rows of ``out``, flat rows x row_len),
+    serial: a conv task decodes the rows it is about to multiply, so they are still in cache for its GEMM."""
+    _decode_range(b0, b1, codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev,
+                  block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, 1, out)
 
 
 @njit(inline="always")
@@ -821,8 +893,8 @@ def sparse_matmul(codebook, cdata, ctable, cvals, rdata, rtable, block_row, bloc
         posb = np.empty(_CHUNK, np.int64)
         codeb = np.empty(_CHUNK, np.int64)
         valb = np.empty(_CHUNK, np.float32)
-        rb8 = np.empty(_CHUNK + 8, np.uint8)
-        cb8 = np.empty(_CHUNK + 8, np.uint8)
+        rb8 = np.empty(_LANE_BUF, np.uint8)
+        cb8 = np.empty(_LANE_BUF, np.uint8)
         s0 = s1 = s2 = s3 = np.float32(0.0)
         row = np.int64(-1)
         pos = block_prev[b]
@@ -909,11 +981,12 @@ def _fast(cbits, ibits):
 
 
 @njit(inline="always")
-def _decode_row(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, out):
-    base = r * row_len
-    dst = out[base:base + row_len]
-    dst[:] = 0.0
-    pos = np.int64(row_prev[r]) - base  # row pointers may be int32
+def _decode_row(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, kr, out):
+    """Row ``r``'s entries into its place in ``out`` (zeroed by the caller) in the layout of
+    :func:`_layout_index`: a strided view of the row (stride ``kr``)."""
+    start = _layout_index(r, 0, row_len, kr)
+    dst = out[start:start + (row_len - 1) * kr + 1:kr]
+    pos = np.int64(row_prev[r]) - r * row_len  # row pointers may be int32
     e, e1 = np.int64(row_entry[r]), np.int64(row_entry[r + 1])
     if ibits == 0 and 1 <= cbits <= 8:  # dense codes: entry e is weight e
         cmask = (np.int64(1) << cbits) - 1
@@ -949,46 +1022,58 @@ def _decode_row(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, ro
 
 
 @njit(inline="always")
-def _decode_row_any(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, out):
+def _decode_row_any(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, kr, out):
     """:func:`_decode_row` with the common widths as constants (unrolled word reads, folded shifts)."""
     if ibits == 4 and cbits == 8:
-        _decode_row(r, codebook, cdata, 8, rdata, 4, row_entry, row_prev, row_len, out)
+        _decode_row(r, codebook, cdata, 8, rdata, 4, row_entry, row_prev, row_len, kr, out)
     elif ibits == 0 and cbits == 6:
-        _decode_row(r, codebook, cdata, 6, rdata, 0, row_entry, row_prev, row_len, out)
+        _decode_row(r, codebook, cdata, 6, rdata, 0, row_entry, row_prev, row_len, kr, out)
     elif ibits == 0 and cbits == 8:
-        _decode_row(r, codebook, cdata, 8, rdata, 0, row_entry, row_prev, row_len, out)
+        _decode_row(r, codebook, cdata, 8, rdata, 0, row_entry, row_prev, row_len, kr, out)
     elif ibits == 4 and cbits == 6:
-        _decode_row(r, codebook, cdata, 6, rdata, 4, row_entry, row_prev, row_len, out)
+        _decode_row(r, codebook, cdata, 6, rdata, 4, row_entry, row_prev, row_len, kr, out)
     elif ibits == 4 and cbits == 5:
-        _decode_row(r, codebook, cdata, 5, rdata, 4, row_entry, row_prev, row_len, out)
+        _decode_row(r, codebook, cdata, 5, rdata, 4, row_entry, row_prev, row_len, kr, out)
     else:
-        _decode_row(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, out)
+        _decode_row(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, kr, out)
+
+
+@njit(inline="always")
+def _decode_row_block(blk, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, kr, out):
+    """Rows ``blk*kr .. blk*kr + kr-1``: one contiguous block of ``out`` in either layout, zeroed, then
+    filled row by row."""
+    out[blk * kr * row_len:(blk + 1) * kr * row_len] = 0.0
+    for r in range(blk * kr, (blk + 1) * kr):
+        _decode_row_any(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, kr, out)
 
 
 @njit(parallel=True, **_OPTS)
-def decode_rows(codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, out):
-    """Decode a layer of fixed-width streams into dense ``out`` (flat, rows x row_len), rows in parallel.
+def decode_rows(codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, kr, out):
+    """Decode a layer of fixed-width streams into dense ``out`` (flat; layout :func:`_layout_index`:
+    ``kr`` 1, rows x row_len; else the direct-conv kernel's blocks, ``rows`` a multiple of ``kr``),
+    blocks of ``kr`` rows in parallel.
 
     Entry e of row r (``row_entry[r] <= e < row_entry[r+1]``) sits at ``pos_e = pos_{e-1} + rel_e + 1``
     (``pos`` before the row's first entry: ``row_prev[r]``) and holds ``codebook[code_e]`` (``cbits`` 0:
     ``codebook[e]``, per-entry values); ``ibits`` 0: every relative index is 0 (REFERENCE.md section 3)."""
-    for r in prange(row_entry.size - 1):
-        _decode_row_any(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, out)
+    for blk in prange((row_entry.size - 1) // kr):
+        _decode_row_block(blk, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, kr, out)
 
 
 @njit(**_OPTS)
-def decode_rows_serial(codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, out):
+def decode_rows_serial(codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, kr, out):
     """:func:`decode_rows` on one thread (small layers, where starting threads costs more)."""
-    for r in range(row_entry.size - 1):
-        _decode_row_any(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, out)
+    for blk in range((row_entry.size - 1) // kr):
+        _decode_row_block(blk, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, kr, out)
 
 
 @njit(**_OPTS)
 def decode_row_range(codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, r0, r1, out):
     """Rows ``r0 <= r < r1`` of :func:`decode_rows` (into their place in ``out``, flat rows x row_len),
     serial: a conv task decodes the rows it is about to multiply, so they are still in cache for its GEMM."""
+    out[r0 * row_len:r1 * row_len] = 0.0
     for r in range(r0, r1):
-        _decode_row_any(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, out)
+        _decode_row_any(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, 1, out)
 
 
 @njit(inline="always")

@@ -12,10 +12,10 @@ first row of each of a few row blocks: the first entry, the position before it a
 each stream.  That is 40 bytes per block (16 blocks on the CPU).  Fixed-width streams are randomly
 addressable (entry e's symbol starts at bit ``e * bits``), so for them the executor also keeps *row
 pointers*: each row's first entry and the position before it (8 bytes per row: 32 KiB for AlexNet's
-fc6, against 4.9 MB of streams); the CPU kernels then decode or multiply rows independently.  Large
-Huffman-coded layers also keep a *multi-symbol table* per stream (4-16 KiB, at most 1/16 of the stream)
-and the bit offset of each stream every 512 entries (8 bytes: 1-2% of AlexNet's fc6), so the CPU
-kernels read up to three symbols per lookup and two segments of a block at once
+fc6, against 4.9 MB of streams); the CPU kernels then decode or multiply rows independently.
+Huffman-coded streams of at most 256 symbols and at least 4 KiB also keep a *multi-symbol table* (1-16
+KiB, at most 1/4 of the stream) and the stream's bit offset every 256 entries (4 bytes), so the CPU
+kernels read up to three symbols per lookup and four segments of a stream at once
 (:func:`sqsim.exec.cpu_kernels.read_lanes`).  Resident weight memory is the compressed size plus these
 (plus one decode buffer for the largest decoded layer).
 
@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import FormatError, GraphError
 from ..weights import check_layer_names
 
-_PAD = 3  # zero bytes after each stream: the kernels read 3 bytes at a time
+STREAM_PAD = 8  # zero bytes after each stream: the kernels read up to 8 bytes at a time
 ABSENT = np.zeros(3, np.int32)  # the table of an absent stream: T1 = T2 = 0, one entry "symbol 0, 0 bits"
 CPU_BLOCKS = 16
 SERIAL_DECODE_ENTRIES = 1 << 12
@@ -76,11 +76,11 @@ def _msb_stream(symbols, bits: int) -> np.ndarray:
     """Symbols of ``bits`` bits each, packed MSB first (the kernels' bit order), plus padding."""
     v = np.asarray(symbols, np.int64)
     bitmat = ((v[:, None] >> np.arange(bits - 1, -1, -1)) & 1).astype(np.uint8)
-    return np.concatenate([np.packbits(bitmat.ravel()), np.zeros(_PAD, np.uint8)])
+    return np.concatenate([np.packbits(bitmat.ravel()), np.zeros(STREAM_PAD, np.uint8)])
 
 
 def _padded(data) -> np.ndarray:
-    return np.concatenate([np.asarray(data, np.uint8).ravel(), np.zeros(_PAD, np.uint8)])
+    return np.concatenate([np.asarray(data, np.uint8).ravel(), np.zeros(STREAM_PAD, np.uint8)])
 
 
 def code_table(lengths, lut_bits: int = 8) -> np.ndarray:
@@ -126,17 +126,19 @@ def code_table(lengths, lut_bits: int = 8) -> np.ndarray:
 
 huffman_table = code_table
 
-MULTI_TABLE_BITS = (12, 11, 10)  # widths tried for a stream's multi-symbol table, widest first
-MULTI_TABLE_SHARE = 16  # ... the widest whose table is at most 1/16 of the stream's bytes
-SEG_ENTRIES = 512  # entries between the segment checkpoints of streams with multi-symbol tables (cpu_kernels)
+MULTI_TABLE_BITS = (12, 11, 10, 9, 8)  # widths tried for a stream's multi-symbol table, widest first
+MULTI_TABLE_SHARE = 4  # ... the widest whose table is at most 1/4 of the stream's bytes
+SEG_ENTRIES = 256  # entries between the segment checkpoints of streams with multi-symbol tables (cpu_kernels)
 EMPTY_I32 = np.zeros(0, np.int32)
 
 
 def multi_table(lengths, stream_bytes: int):
     """The multi-symbol decoding table of a canonical prefix code (layout:
     :func:`sqsim.exec.cpu_kernels.read_multi`: each W-bit window's whole codes, up to 3), or None where
-    the code has over 256 symbols or even a 10-bit table (4 KiB) would exceed 1/16 of the stream's bytes
-    (small layers keep the two-level table only: the tables add at most about 6% to resident weights)."""
+    the code has over 256 symbols or even an 8-bit table (1 KiB) would exceed 1/4 of the stream's bytes
+    (small streams keep the two-level table only).  A stream's table is the widest of
+    ``MULTI_TABLE_BITS`` within that share: SqueezeNet v1.0 (Table 1 profile) gains 63 KiB of tables
+    on 462 KiB of compressed weights and checkpoints, AlexNet's fc6 16 KiB per stream on 4.9 MB."""
     lengths = np.asarray(lengths, dtype=np.int64)
     if lengths.size > 256 or not lengths.any():
         return None
@@ -161,11 +163,11 @@ def multi_table(lengths, stream_bytes: int):
         idx = ((v << used) & ((1 << w) - 1)) << (top - w)  # bits past the window read as 0: a code is
         sym, length = sym16[idx], len16[idx]              # accepted only if it ends inside the window
         going &= (length > 0) & (length <= w - used)
-        packed[going] |= sym[going] << (6 + 8 * i)
+        packed[going] |= sym[going] << (8 + 8 * i)
         used[going] += length[going]
         count[going] += 1
     table = packed | (count << 4) | np.where(count > 0, used, 0)
-    return np.concatenate([[w], table]).astype(np.int32)
+    return np.concatenate([[w], table]).astype(np.uint32).view(np.int32)  # s2 may set the sign bit
 
 
 def fixed_table(bits: int) -> np.ndarray:
@@ -214,8 +216,9 @@ class SparseWeights:
     rel_mtable, code_mtable, seg_rel_bit, seg_code_bit : ndarray (empty where not used)
         Multi-symbol decoding tables of both Huffman streams (:func:`multi_table`) and the bit offset
         of each stream at every ``SEG_ENTRIES``-th entry (int32, or int64 for streams of 2**31 bits or
-        more): the CPU kernels then decode two segments of a block at once.  Kept where both streams
-        are Huffman coded and large enough (see :func:`multi_table`).
+        more): the CPU kernels then decode four segments of a stream at once.  Kept where every stream
+        the layer has (codes, and relative indices unless it has none) is Huffman coded and large
+        enough (see :func:`multi_table`); else all four arrays are empty.
     """
     name: str
     weight_shape: tuple
@@ -302,7 +305,9 @@ class SparseWeights:
         huff = not huffman_at_load and (cl.values.encoding == "huffman" or
                                         (cl.index is not None and cl.index.encoding == "huffman"))
         code_mt, rel_mt = mtable(cl.values) if cl.weight_bits is not None else None, mtable(cl.index)
-        fast = None if code_mt is None or rel_mt is None else (rel_mt, code_mt)  # both streams, or neither
+        # every stream present has a table (both, or the code stream of a layer without an index stream)
+        fast = None if code_mt is None or (rel_mt is None and cl.index is not None) else \
+            (EMPTY_I32 if rel_mt is None else rel_mt, code_mt)
         return cls._build(cl.name, cl.weight_shape, codebook, cdata, ctable, cbits, rdata, rtable, ibits,
                           cl.entries, cl.bias, blocks, source=where, max_code=cmax, huffman=huff, mtables=fast)
 
@@ -331,9 +336,9 @@ class SparseWeights:
         block_prev, block_cbit, block_rbit = (np.zeros(nb, np.int64) for _ in range(3))
         seg_r = seg_c = EMPTY_I32
         if mtables is not None:
-            big = 8 * max(code_data.size, rel_data.size) >= 2 ** 31
-            seg_r, seg_c = (np.zeros(int(n_entries) // SEG_ENTRIES + 1, np.int64 if big else np.int32)
-                            for _ in range(2))
+            dtype = np.int64 if 8 * max(code_data.size, rel_data.size) >= 2 ** 31 else np.int32
+            seg_c = np.zeros(int(n_entries) // SEG_ENTRIES + 1, dtype)
+            seg_r = np.zeros_like(seg_c) if mtables[0].size else EMPTY_I32  # none without an index stream
         status = K.scan_checkpoints(code_data, code_table, code_bits == 0, rel_data, rel_table, int(n_entries),
                                     rows * row_len, row_len, block_row, block_entry, block_prev, block_cbit,
                                     block_rbit, seg_c, seg_r)
@@ -361,7 +366,7 @@ class SparseWeights:
         return SparseWeights._build(self.name, self.weight_shape, self.codebook, self.code_data, self.code_table,
                                     self.code_bits, self.rel_data, self.rel_table, self.index_bits, self.n_entries,
                                     self.bias, blocks, huffman=self.huffman,
-                                    mtables=(self.rel_mtable, self.code_mtable) if self.rel_mtable.size else None)
+                                    mtables=(self.rel_mtable, self.code_mtable) if self.code_mtable.size else None)
 
     # --- properties ---------------------------------------------------------------------------------
     @property
@@ -403,18 +408,27 @@ class SparseWeights:
         return self._row_args
 
     # --- decoding -------------------------------------------------------------------------------------
-    def decode_into(self, out: np.ndarray) -> np.ndarray:
-        """Decode into ``out`` (float32, >= rows x row_len elements, reused); returns the (rows, row_len) view."""
+    def decode_into(self, out: np.ndarray, kr: int = 1) -> np.ndarray:
+        """Decode into ``out`` (float32, >= rows x row_len elements, reused); returns the (rows, row_len)
+        view, or with ``kr`` > 1 the direct-conv kernel's blocks ``(rows/kr, row_len, kr)`` (what
+        :meth:`sqsim.exec.direct_conv.DirectConvKernel.pack` gives; ``rows`` a multiple of ``kr``),
+        decoded straight into that order."""
         K = _kernels()
+        if kr < 1 or self.rows % kr:
+            raise ValueError(f"layer {self.name!r}: {self.rows} rows do not form blocks of {kr}")
         flat = out.reshape(-1)[: self.rows * self.row_len]
         # below a few thousand entries a parallel launch (about 2 us on Numba's OpenMP pool, 100+ us on
         # its workqueue pool) costs more than it saves
         parallel = self.n_entries >= SERIAL_DECODE_ENTRIES
         if self.row_entry is not None:
-            (K.decode_rows if parallel else K.decode_rows_serial)(*self.row_kernel_args(), flat)
+            (K.decode_rows if parallel else K.decode_rows_serial)(*self.row_kernel_args(), kr, flat)
+        elif parallel:
+            import numba
+            K.decode_blocks(*self.kernel_args(), *self.huffman_args(), numba.get_num_threads(), kr, flat)
         else:
-            decode = K.decode_blocks if parallel else K.decode_blocks_serial
-            decode(*self.kernel_args(), *self.huffman_args(), flat)
+            K.decode_blocks_serial(*self.kernel_args(), *self.huffman_args(), kr, flat)
+        if kr > 1:
+            return flat.reshape(self.rows // kr, self.row_len, kr)
         return flat.reshape(self.rows, self.row_len)
 
     def to_dense(self):
