@@ -441,8 +441,8 @@ def softmax_channels(x, out):
 #
 # The per-run kernels decode a chunk of symbols at a time into small buffers (read_chunk: fixed widths up
 # to 8 bits eight symbols per step, Huffman symbol by symbol with two streams interleaved, or up to three
-# symbols per lookup, two segments at a time, where store.py keeps multi-symbol tables: read_lanes), then
-# use them.
+# symbols per lookup, eight segments at a time, where store.py keeps multi-symbol tables: read_lanes),
+# then use them.
 # A per-symbol helper inlined into the loops ran 4-20x slower (Numba kept reference counting of the
 # arrays inside the loop), and a fixed-width symbol at a time cannot be vectorised.
 
@@ -517,9 +517,9 @@ def scan_checkpoints(cdata, ctable, cvals, rdata, rtable, n_entries, n_weights, 
 
 
 _GAP = 4  # slack after each segment's symbols in read_lanes' buffers: a lookup writes up to 2 symbols past it
-_CHUNK = 1024  # entries the kernels below decode at a time (symbols into small buffers, then use them)
-assert _CHUNK >= 4 * SEG_ENTRIES  # a multi-symbol chunk (read_lanes) is up to four segments
-_LANE_BUF = _CHUNK + 4 * _GAP  # the uint8 buffers read_lanes writes (segments with gaps between them)
+LANES = 8  # segments of a stream read_lanes decodes at once (chains): 4 ran 1.3x slower, 16 no faster
+_CHUNK = LANES * SEG_ENTRIES  # entries the kernels below decode at a time (into small buffers, then used)
+_LANE_BUF = _CHUNK + LANES * _GAP  # the uint8 buffers read_lanes writes (segments with gaps between them)
 
 
 @njit(**_OPTS)
@@ -606,12 +606,16 @@ def read_chunk_pair(rdata, rtable, rb, cdata, ctable, cb, m, rout, cout):
 # symbols store.py also builds a *multi-symbol* table, indexed by the next W bits (W <= 12; mt[0] = W):
 # mt[1 + v] = ``len | n << 4 | s0 << 8 | s1 << 16 | s2 << 24``, the n <= 3 whole codes (s0, s1, s2; len bits
 # in all) that the W bits begin with (the technique of zlib's and huff0's decoders), and n = 0 where the
-# first code is longer than W (then the two-level table reads it).  It keeps bit checkpoints every
-# SEG_ENTRIES entries of both streams, so two segments of one block decode at once: four independent
-# chains.  Measured on AlexNet's fc6 (one thread): 5.6 -> 1.7 ns an entry; conv3 (8-bit codes, many
-# longer than W): 5.9 -> 3.3 ns.  The four chains are written out: the same loop calling one inlined
-# per-lookup helper four times ran at 15.6 instead of 2.1 ns an entry (fc6, measured again on review;
-# presumably the per-call reference counting of the arrays noted above).
+# first code is longer than W (then the two-level table reads it).  A lookup reads its window with one
+# unaligned 8-byte load (_load_be64) and stores its symbols with one 4-byte store (_store_u32).  store.py
+# also keeps each stream's bit offset every SEG_ENTRIES entries, so LANES segments of a stream decode at
+# once, LANES independent chains (read_lanes).  Measured (one thread, both streams of an entry, into the
+# int64 buffers the consumers read), AlexNet's fc6: 5.6 ns an entry symbol at a time, 2.2 with four
+# chains over two streams (the last version), 1.7 with eight chains per stream; conv3 (8-bit codes,
+# many longer than W): 5.9, 3.3, 2.1.  The chains are written out: the same loop calling one inlined
+# per-lookup helper per chain ran at 15.6 instead of 2.1 ns an entry (fc6, four chains; presumably the
+# per-call reference counting of the arrays noted above), and with such a helper for the rounds' tails
+# instead of read_multi, 20% slower.
 
 @njit(**_OPTS)
 def read_multi(data, mt, table, bitpos, m, out, o):
@@ -637,71 +641,125 @@ def read_multi(data, mt, table, bitpos, m, out, o):
 
 
 @njit(**_OPTS)
-def read_lanes(d0, mt0, t0, b0, m0, o0, d1, mt1, t1, b1, m1, o1, d2, mt2, t2, b2, m2, o2, d3, mt3, t3, b3, m3, o3,
-               buf0, buf1):
-    """Four independent chains of Huffman symbols read in one loop: chain i reads ``m_i`` symbols of the
-    stream ``d_i`` (multi-symbol table ``mt_i``, two-level table ``t_i``) from bit ``b_i`` into ``buf0``
-    (chains 0 and 2) or ``buf1`` (chains 1 and 3) from offset ``o_i``, and may write up to 3 bytes
-    past them (the caller leaves ``_GAP`` slots).  The executor reads four segments of one stream
-    (:func:`_read_segments`); chains of different streams balance worse (an index symbol takes fewer
-    bits, so its chains end first and the code chains' rest runs one at a time).
+def read_lanes(data, mt, table, seg, bitpos, e0, t, buf):
+    """Symbols ``e0 .. t-1`` of a Huffman stream (``bitpos`` the bit of entry ``e0``; ``t`` at most the
+    ``LANES``-th segment checkpoint after ``e0``) into ``buf`` (uint8), as ``LANES`` independent chains:
+    chain p reads segment p, entries ``[s_p, s_p+1)`` (``s_0 = e0``, ``s_p`` the p-th checkpoint after
+    it, its bit offset from ``seg``), into ``buf[s_p - e0 + p*_GAP:]``, and may write 3 bytes past them.
 
     The loop runs in rounds of ``q`` steps, ``q`` a third of the fewest symbols any chain still lacks
-    (a step reads 1 to 3), so the steps need no end tests."""
-    w0, w1, w2, w3 = np.int64(mt0[0]), np.int64(mt1[0]), np.int64(mt2[0]), np.int64(mt3[0])
-    mask0, mask1 = (np.int64(1) << w0) - 1, (np.int64(1) << w1) - 1
-    mask2, mask3 = (np.int64(1) << w2) - 1, (np.int64(1) << w3) - 1
-    k0, k1, k2, k3 = o0, o1, o2, o3
-    end0, end1, end2, end3 = o0 + m0, o1 + m1, o2 + m2, o3 + m3
-    q = min(min(end0 - k0, end1 - k1), min(end2 - k2, end3 - k3)) // 3
+    (a step reads 1 to 3), so the steps need no end tests; each chain's rest is read on its own."""
+    w = np.int64(mt[0])
+    mask = (np.int64(1) << w) - 1
+    first = (e0 // SEG_ENTRIES + 1) * SEG_ENTRIES
+    s1 = min(first + 0 * SEG_ENTRIES, t)
+    s2 = min(first + 1 * SEG_ENTRIES, t)
+    s3 = min(first + 2 * SEG_ENTRIES, t)
+    s4 = min(first + 3 * SEG_ENTRIES, t)
+    s5 = min(first + 4 * SEG_ENTRIES, t)
+    s6 = min(first + 5 * SEG_ENTRIES, t)
+    s7 = min(first + 6 * SEG_ENTRIES, t)
+    s8 = min(first + 7 * SEG_ENTRIES, t)
+    b0 = bitpos
+    b1 = np.int64(seg[s1 // SEG_ENTRIES])
+    b2 = np.int64(seg[s2 // SEG_ENTRIES])
+    b3 = np.int64(seg[s3 // SEG_ENTRIES])
+    b4 = np.int64(seg[s4 // SEG_ENTRIES])
+    b5 = np.int64(seg[s5 // SEG_ENTRIES])
+    b6 = np.int64(seg[s6 // SEG_ENTRIES])
+    b7 = np.int64(seg[s7 // SEG_ENTRIES])
+    k0, end0 = np.int64(0), s1 - e0
+    k1, end1 = s1 - e0 + 1 * _GAP, s2 - e0 + 1 * _GAP
+    k2, end2 = s2 - e0 + 2 * _GAP, s3 - e0 + 2 * _GAP
+    k3, end3 = s3 - e0 + 3 * _GAP, s4 - e0 + 3 * _GAP
+    k4, end4 = s4 - e0 + 4 * _GAP, s5 - e0 + 4 * _GAP
+    k5, end5 = s5 - e0 + 5 * _GAP, s6 - e0 + 5 * _GAP
+    k6, end6 = s6 - e0 + 6 * _GAP, s7 - e0 + 6 * _GAP
+    k7, end7 = s7 - e0 + 7 * _GAP, s8 - e0 + 7 * _GAP
+    q = min((end0 - k0, end1 - k1, end2 - k2, end3 - k3, end4 - k4, end5 - k5, end6 - k6, end7 - k7)) // 3
     while q > 0:
         for _ in range(q):
-            ent = np.int64(mt0[np.uint64(1 + (((_load_be64(d0, b0 >> 3) << (b0 & 7)) >> (64 - w0)) & mask0))])
-            n = (ent >> 4) & 3
-            if n == 0:  # chain 0: a code longer than the window
-                sym, b0 = read_symbol_jit(d0, b0, t0)
-                buf0[np.uint64(k0)] = sym
-                k0 += 1
-            else:
-                _store_u32(buf0, k0, ent >> 8)
-                k0 += n
+            ent = np.int64(mt[np.uint64(1 + (((_load_be64(data, b0 >> 3) << (b0 & 7)) >> (64 - w)) & mask))])
+            if ent & 48:
+                _store_u32(buf, k0, ent >> 8)
+                k0 += (ent >> 4) & 3
                 b0 += ent & 15
-            ent = np.int64(mt1[np.uint64(1 + (((_load_be64(d1, b1 >> 3) << (b1 & 7)) >> (64 - w1)) & mask1))])
-            n = (ent >> 4) & 3
-            if n == 0:  # chain 1
-                sym, b1 = read_symbol_jit(d1, b1, t1)
-                buf1[np.uint64(k1)] = sym
-                k1 += 1
-            else:
-                _store_u32(buf1, k1, ent >> 8)
-                k1 += n
+            else:  # a code longer than the window
+                sym, b0 = read_symbol_jit(data, b0, table)
+                buf[np.uint64(k0)] = sym
+                k0 += 1
+            ent = np.int64(mt[np.uint64(1 + (((_load_be64(data, b1 >> 3) << (b1 & 7)) >> (64 - w)) & mask))])
+            if ent & 48:
+                _store_u32(buf, k1, ent >> 8)
+                k1 += (ent >> 4) & 3
                 b1 += ent & 15
-            ent = np.int64(mt2[np.uint64(1 + (((_load_be64(d2, b2 >> 3) << (b2 & 7)) >> (64 - w2)) & mask2))])
-            n = (ent >> 4) & 3
-            if n == 0:  # chain 2
-                sym, b2 = read_symbol_jit(d2, b2, t2)
-                buf0[np.uint64(k2)] = sym
-                k2 += 1
-            else:
-                _store_u32(buf0, k2, ent >> 8)
-                k2 += n
+            else:  # a code longer than the window
+                sym, b1 = read_symbol_jit(data, b1, table)
+                buf[np.uint64(k1)] = sym
+                k1 += 1
+            ent = np.int64(mt[np.uint64(1 + (((_load_be64(data, b2 >> 3) << (b2 & 7)) >> (64 - w)) & mask))])
+            if ent & 48:
+                _store_u32(buf, k2, ent >> 8)
+                k2 += (ent >> 4) & 3
                 b2 += ent & 15
-            ent = np.int64(mt3[np.uint64(1 + (((_load_be64(d3, b3 >> 3) << (b3 & 7)) >> (64 - w3)) & mask3))])
-            n = (ent >> 4) & 3
-            if n == 0:  # chain 3
-                sym, b3 = read_symbol_jit(d3, b3, t3)
-                buf1[np.uint64(k3)] = sym
-                k3 += 1
-            else:
-                _store_u32(buf1, k3, ent >> 8)
-                k3 += n
+            else:  # a code longer than the window
+                sym, b2 = read_symbol_jit(data, b2, table)
+                buf[np.uint64(k2)] = sym
+                k2 += 1
+            ent = np.int64(mt[np.uint64(1 + (((_load_be64(data, b3 >> 3) << (b3 & 7)) >> (64 - w)) & mask))])
+            if ent & 48:
+                _store_u32(buf, k3, ent >> 8)
+                k3 += (ent >> 4) & 3
                 b3 += ent & 15
-        q = min(min(end0 - k0, end1 - k1), min(end2 - k2, end3 - k3)) // 3
-    # the rest of each chain on its own
-    read_multi(d0, mt0, t0, b0, end0 - k0, buf0, k0)
-    read_multi(d1, mt1, t1, b1, end1 - k1, buf1, k1)
-    read_multi(d2, mt2, t2, b2, end2 - k2, buf0, k2)
-    read_multi(d3, mt3, t3, b3, end3 - k3, buf1, k3)
+            else:  # a code longer than the window
+                sym, b3 = read_symbol_jit(data, b3, table)
+                buf[np.uint64(k3)] = sym
+                k3 += 1
+            ent = np.int64(mt[np.uint64(1 + (((_load_be64(data, b4 >> 3) << (b4 & 7)) >> (64 - w)) & mask))])
+            if ent & 48:
+                _store_u32(buf, k4, ent >> 8)
+                k4 += (ent >> 4) & 3
+                b4 += ent & 15
+            else:  # a code longer than the window
+                sym, b4 = read_symbol_jit(data, b4, table)
+                buf[np.uint64(k4)] = sym
+                k4 += 1
+            ent = np.int64(mt[np.uint64(1 + (((_load_be64(data, b5 >> 3) << (b5 & 7)) >> (64 - w)) & mask))])
+            if ent & 48:
+                _store_u32(buf, k5, ent >> 8)
+                k5 += (ent >> 4) & 3
+                b5 += ent & 15
+            else:  # a code longer than the window
+                sym, b5 = read_symbol_jit(data, b5, table)
+                buf[np.uint64(k5)] = sym
+                k5 += 1
+            ent = np.int64(mt[np.uint64(1 + (((_load_be64(data, b6 >> 3) << (b6 & 7)) >> (64 - w)) & mask))])
+            if ent & 48:
+                _store_u32(buf, k6, ent >> 8)
+                k6 += (ent >> 4) & 3
+                b6 += ent & 15
+            else:  # a code longer than the window
+                sym, b6 = read_symbol_jit(data, b6, table)
+                buf[np.uint64(k6)] = sym
+                k6 += 1
+            ent = np.int64(mt[np.uint64(1 + (((_load_be64(data, b7 >> 3) << (b7 & 7)) >> (64 - w)) & mask))])
+            if ent & 48:
+                _store_u32(buf, k7, ent >> 8)
+                k7 += (ent >> 4) & 3
+                b7 += ent & 15
+            else:  # a code longer than the window
+                sym, b7 = read_symbol_jit(data, b7, table)
+                buf[np.uint64(k7)] = sym
+                k7 += 1
+        q = min((end0 - k0, end1 - k1, end2 - k2, end3 - k3, end4 - k4, end5 - k5, end6 - k6, end7 - k7)) // 3
+    read_multi(data, mt, table, b0, end0 - k0, buf, k0)
+    read_multi(data, mt, table, b1, end1 - k1, buf, k1)
+    read_multi(data, mt, table, b2, end2 - k2, buf, k2)
+    read_multi(data, mt, table, b3, end3 - k3, buf, k3)
+    read_multi(data, mt, table, b4, end4 - k4, buf, k4)
+    read_multi(data, mt, table, b5, end5 - k5, buf, k5)
+    read_multi(data, mt, table, b6, end6 - k6, buf, k6)
+    read_multi(data, mt, table, b7, end7 - k7, buf, k7)
 
 
 @njit(inline="always")
@@ -712,20 +770,16 @@ def _widen(src, dst):
 
 
 @njit(inline="always")
-def _read_segments(data, mt, table, seg, bitpos, e0, s1, s2, s3, t, buf, out):
-    """Symbols ``e0 .. t-1`` of one stream into ``out``: four chains (:func:`read_lanes`) from ``bitpos``
-    (at ``e0``) and the checkpoints at ``s1``, ``s2``, ``s3`` into ``buf``, then moved down over the gaps."""
-    o1 = s1 - e0 + _GAP
-    o2 = o1 + s2 - s1 + _GAP
-    o3 = o2 + s3 - s2 + _GAP
-    read_lanes(data, mt, table, bitpos, s1 - e0, 0,
-               data, mt, table, np.int64(seg[s1 // SEG_ENTRIES]), s2 - s1, o1,
-               data, mt, table, np.int64(seg[s2 // SEG_ENTRIES]), s3 - s2, o2,
-               data, mt, table, np.int64(seg[s3 // SEG_ENTRIES]), t - s3, o3, buf, buf)
-    _widen(buf[:s1 - e0], out[:s1 - e0])
-    _widen(buf[s1 - e0 + _GAP:s2 - e0 + _GAP], out[s1 - e0:s2 - e0])
-    _widen(buf[s2 - e0 + 2 * _GAP:s3 - e0 + 2 * _GAP], out[s2 - e0:s3 - e0])
-    _widen(buf[s3 - e0 + 3 * _GAP:t - e0 + 3 * _GAP], out[s3 - e0:t - e0])
+def _read_segments(data, mt, table, seg, bitpos, e0, t, buf, out):
+    """Symbols ``e0 .. t-1`` of one stream into ``out`` (int64): :func:`read_lanes` into ``buf``, then
+    each segment moved down over the gaps."""
+    read_lanes(data, mt, table, seg, bitpos, e0, t, buf)
+    first = (e0 // SEG_ENTRIES + 1) * SEG_ENTRIES
+    lo = e0
+    for p in range(LANES):
+        hi = min(first + p * SEG_ENTRIES, t)
+        _widen(buf[lo - e0 + p * _GAP:hi - e0 + p * _GAP], out[lo - e0:hi - e0])
+        lo = hi
 
 
 @njit(inline="always")
@@ -734,17 +788,14 @@ def _next_chunk(rdata, rtable, rmt, rseg, rb, cdata, ctable, cmt, cseg, cb, cval
     """Read the next chunk of a range of entries from ``e0`` (at bit positions ``rb``, ``cb``) into
     ``rout``/``cout``; returns ``(m, rb, cb)``: its size and the bit positions at ``e0 + m``.
 
-    With multi-symbol tables (``cmt.size``) a chunk runs to the fourth segment checkpoint after ``e0``,
-    each stream's four segments read as four chains (:func:`read_lanes`; no index stream: every relative
-    index 0); else it is ``_CHUNK`` entries read symbol by symbol."""
+    With multi-symbol tables (``cmt.size``) a chunk runs to the ``LANES``-th segment checkpoint after
+    ``e0``, each stream's segments read as ``LANES`` chains (:func:`read_lanes`; no index stream: every
+    relative index 0); else it is ``_CHUNK`` entries read symbol by symbol."""
     if cmt.size:
-        s1 = min((e0 // SEG_ENTRIES + 1) * SEG_ENTRIES, e_end)  # the segment grid from the next checkpoint
-        s2 = min(s1 + SEG_ENTRIES, e_end)
-        s3 = min(s2 + SEG_ENTRIES, e_end)
-        t = min(s3 + SEG_ENTRIES, e_end)
-        _read_segments(cdata, cmt, ctable, cseg, cb, e0, s1, s2, s3, t, cb8, cout)
+        t = min((e0 // SEG_ENTRIES + LANES) * SEG_ENTRIES, e_end)  # the LANES-th checkpoint after e0
+        _read_segments(cdata, cmt, ctable, cseg, cb, e0, t, cb8, cout)
         if rmt.size:
-            _read_segments(rdata, rmt, rtable, rseg, rb, e0, s1, s2, s3, t, rb8, rout)
+            _read_segments(rdata, rmt, rtable, rseg, rb, e0, t, rb8, rout)
         else:
             rout[:t - e0] = 0
         if t < e_end:  # t is a checkpoint
@@ -905,14 +956,16 @@ def sparse_matmul(codebook, cdata, ctable, cvals, rdata, rtable, block_row, bloc
         while e0 < e_end:
             m, rb, cb = _next_chunk(rdata, rtable, rmt, rseg, rb, cdata, ctable, cmt, cseg, cb, cvals, e0, e_end,
                                     posb, codeb, rb8, cb8)
-            for i in range(m):  # positions: a running sum of (rel + 1)
-                pos += posb[i] + 1
-                posb[i] = pos
             if cvals:
-                valb[:m] = codebook[e0:e0 + m]
+                for i in range(m):  # positions: a running sum of (rel + 1); values
+                    pos += posb[i] + 1
+                    posb[i] = pos
+                    valb[i] = codebook[np.uint64(e0 + i)]
             else:
                 for i in range(m):
-                    valb[i] = codebook[codeb[i]]
+                    pos += posb[i] + 1
+                    posb[i] = pos
+                    valb[i] = codebook[np.uint64(codeb[i])]
             i = 0
             while i < m:  # runs of entries in one row: positions ascend, so a run ends at the row's end
                 r = posb[i] // row_len

@@ -13,9 +13,9 @@ each stream.  That is 40 bytes per block (16 blocks on the CPU).  Fixed-width st
 addressable (entry e's symbol starts at bit ``e * bits``), so for them the executor also keeps *row
 pointers*: each row's first entry and the position before it (8 bytes per row: 32 KiB for AlexNet's
 fc6, against 4.9 MB of streams); the CPU kernels then decode or multiply rows independently.
-Huffman-coded streams of at most 256 symbols and at least 4 KiB also keep a *multi-symbol table* (1-16
-KiB, at most 1/4 of the stream) and the stream's bit offset every 256 entries (4 bytes), so the CPU
-kernels read up to three symbols per lookup and four segments of a stream at once
+Huffman-coded streams of at most 256 symbols and at least about 1 KiB also keep a *multi-symbol table*
+(0.25-16 KiB, at most 1/4 of the stream) and the stream's bit offset every 256 entries (4 bytes), so the
+CPU kernels read up to three symbols per lookup and eight segments of a stream at once
 (:func:`sqsim.exec.cpu_kernels.read_lanes`).  Resident weight memory is the compressed size plus these
 (plus one decode buffer for the largest decoded layer).
 
@@ -126,7 +126,7 @@ def code_table(lengths, lut_bits: int = 8) -> np.ndarray:
 
 huffman_table = code_table
 
-MULTI_TABLE_BITS = (12, 11, 10, 9, 8)  # widths tried for a stream's multi-symbol table, widest first
+MULTI_TABLE_BITS = (12, 11, 10, 9, 8, 7, 6)  # widths tried for a stream's multi-symbol table, widest first
 MULTI_TABLE_SHARE = 4  # ... the widest whose table is at most 1/4 of the stream's bytes
 SEG_ENTRIES = 256  # entries between the segment checkpoints of streams with multi-symbol tables (cpu_kernels)
 EMPTY_I32 = np.zeros(0, np.int32)
@@ -135,10 +135,13 @@ EMPTY_I32 = np.zeros(0, np.int32)
 def multi_table(lengths, stream_bytes: int):
     """The multi-symbol decoding table of a canonical prefix code (layout:
     :func:`sqsim.exec.cpu_kernels.read_multi`: each W-bit window's whole codes, up to 3), or None where
-    the code has over 256 symbols or even an 8-bit table (1 KiB) would exceed 1/4 of the stream's bytes
-    (small streams keep the two-level table only).  A stream's table is the widest of
-    ``MULTI_TABLE_BITS`` within that share: SqueezeNet v1.0 (Table 1 profile) gains 63 KiB of tables
-    on 462 KiB of compressed weights and checkpoints, AlexNet's fc6 16 KiB per stream on 4.9 MB."""
+    the code has over 256 symbols or even a 6-bit table (260 bytes) would exceed 1/4 of the stream's
+    bytes (small streams keep the two-level table only).  A stream's table is the widest of
+    ``MULTI_TABLE_BITS`` within that share.  With the segment checkpoints, SqueezeNet v1.0 (Table 1
+    profile, synthetic weights) holds 73 KiB more than its 462 KiB of streams, two-level tables and
+    block checkpoints; AlexNet's fc6 16 KiB of tables and 133 KiB of checkpoints on 4.2 MB of streams.
+    Narrower tables leave more codes to the two-level table; without one, a stream is read one symbol
+    per lookup, one chain per stream (AlexNet's fc6: 5.6 against 1.7 ns an entry on one thread)."""
     lengths = np.asarray(lengths, dtype=np.int64)
     if lengths.size > 256 or not lengths.any():
         return None
