@@ -763,41 +763,21 @@ def read_lanes(data, mt, table, seg, bitpos, e0, t, buf):
 
 
 @njit(inline="always")
-def _widen(src, dst):
-    """``dst[:] = src`` (uint8 symbols to int64) as a loop over range(n), which LLVM vectorises."""
-    for i in range(src.size):
-        dst[i] = src[i]
-
-
-@njit(inline="always")
-def _read_segments(data, mt, table, seg, bitpos, e0, t, buf, out):
-    """Symbols ``e0 .. t-1`` of one stream into ``out`` (int64): :func:`read_lanes` into ``buf``, then
-    each segment moved down over the gaps."""
-    read_lanes(data, mt, table, seg, bitpos, e0, t, buf)
-    first = (e0 // SEG_ENTRIES + 1) * SEG_ENTRIES
-    lo = e0
-    for p in range(LANES):
-        hi = min(first + p * SEG_ENTRIES, t)
-        _widen(buf[lo - e0 + p * _GAP:hi - e0 + p * _GAP], out[lo - e0:hi - e0])
-        lo = hi
-
-
-@njit(inline="always")
 def _next_chunk(rdata, rtable, rmt, rseg, rb, cdata, ctable, cmt, cseg, cb, cvals, e0, e_end, rout, cout,
                 rb8, cb8):
-    """Read the next chunk of a range of entries from ``e0`` (at bit positions ``rb``, ``cb``) into
-    ``rout``/``cout``; returns ``(m, rb, cb)``: its size and the bit positions at ``e0 + m``.
+    """Read the next chunk of a range of entries from ``e0`` (at bit positions ``rb``, ``cb``); returns
+    ``(m, rb, cb)``: its size and the bit positions at ``e0 + m``.
 
     With multi-symbol tables (``cmt.size``) a chunk runs to the ``LANES``-th segment checkpoint after
-    ``e0``, each stream's segments read as ``LANES`` chains (:func:`read_lanes`; no index stream: every
-    relative index 0); else it is ``_CHUNK`` entries read symbol by symbol."""
+    ``e0``, each stream's segments read as ``LANES`` chains into ``rb8``/``cb8`` (:func:`read_lanes`;
+    no index stream: ``rb8`` is left as it is, zero); the consumers read them segment by segment
+    (:func:`_segments`).  Else the chunk is ``_CHUNK`` entries read symbol by symbol into
+    ``rout``/``cout``."""
     if cmt.size:
         t = min((e0 // SEG_ENTRIES + LANES) * SEG_ENTRIES, e_end)  # the LANES-th checkpoint after e0
-        _read_segments(cdata, cmt, ctable, cseg, cb, e0, t, cb8, cout)
+        read_lanes(cdata, cmt, ctable, cseg, cb, e0, t, cb8)
         if rmt.size:
-            _read_segments(rdata, rmt, rtable, rseg, rb, e0, t, rb8, rout)
-        else:
-            rout[:t - e0] = 0
+            read_lanes(rdata, rmt, rtable, rseg, rb, e0, t, rb8)
         if t < e_end:  # t is a checkpoint
             cb = np.int64(cseg[t // SEG_ENTRIES])
             if rmt.size:
@@ -806,6 +786,15 @@ def _next_chunk(rdata, rtable, rmt, rseg, rb, cdata, ctable, cmt, cseg, cb, cval
     m = min(_CHUNK, e_end - e0)
     rb, cb = _read_entries(rdata, rtable, rb, cdata, ctable, cb, cvals, e0, m, rout, cout)
     return m, rb, cb
+
+
+@njit(inline="always")
+def _segment(e0, m, p):
+    """Segment ``p`` of a chunk read by :func:`read_lanes` from entry ``e0`` (``m`` entries): its
+    entries ``[i0, i1)`` from the chunk's start, at ``i + p * _GAP`` in the lane buffers."""
+    first = (e0 // SEG_ENTRIES + 1) * SEG_ENTRIES - e0
+    i0 = 0 if p == 0 else min(first + (p - 1) * SEG_ENTRIES, m)
+    return i0, min(first + p * SEG_ENTRIES, m), p * _GAP
 
 
 @njit(inline="always")
@@ -828,16 +817,24 @@ def _layout_index(r, col, row_len, kr):
 
 
 @njit(inline="always")
+def _all_stored(rtable, entries, weights):
+    """Whether a run of ``entries`` entries with index table ``rtable`` stores every one of ``weights``
+    weights (no index stream, as many entries as weights): then nothing needs zeroing first."""
+    return rtable[0] == 0 and rtable.size == 3 and entries == weights
+
+
+@njit(inline="always")
 def _decode_range(b0, b1, codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev,
                   block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, kr, out):
     """Decode blocks ``b0 <= b < b1`` (consecutive blocks: one run of entries from block b0's checkpoint)
     in the layout of :func:`_layout_index` (``kr`` 1: zeroing the blocks' rows first; else ``out`` is zeroed
     by the caller: a block of ``kr`` rows may span two ranges)."""
-    if kr == 1:
-        out[block_row[b0] * row_len:block_row[b1] * row_len] = 0.0
+    w0, w1 = block_row[b0] * row_len, block_row[b1] * row_len
+    if kr == 1 and not _all_stored(rtable, block_entry[b1] - block_entry[b0], w1 - w0):
+        out[w0:w1] = 0.0
     relb = np.empty(_CHUNK, np.int64)
     codeb = np.empty(_CHUNK, np.int64)
-    rb8 = np.empty(_LANE_BUF, np.uint8)
+    rb8 = np.zeros(_LANE_BUF, np.uint8)  # stays zero for a layer without an index stream
     cb8 = np.empty(_LANE_BUF, np.uint8)
     pos = block_prev[b0]
     cb = block_cbit[b0]
@@ -850,24 +847,41 @@ def _decode_range(b0, b1, codebook, cdata, ctable, cvals, rdata, rtable, block_r
     while e0 < e_end:
         m, rb, cb = _next_chunk(rdata, rtable, rmt, rseg, rb, cdata, ctable, cmt, cseg, cb, cvals, e0, e_end, relb,
                                 codeb, rb8, cb8)
-        if kr != 1:
-            for i in range(m):  # the row of the next position: positions ascend
-                pos += relb[i] + 1
-                while pos >= row_end:
-                    r += 1
-                    row_end += row_len
-                    start = _layout_index(r, 0, row_len, kr)
-                out[np.uint64(start + (pos - row_end + row_len) * kr)] = \
-                    codebook[np.uint64(e0 + i)] if cvals else codebook[np.uint64(codeb[i])]
-        elif cvals:
-            for i in range(m):
-                pos += relb[i] + 1
-                out[np.uint64(pos)] = codebook[np.uint64(e0 + i)]
+        if cmt.size:  # the lane buffers, segment by segment
+            for p in range(LANES):
+                i0, i1, off = _segment(e0, m, p)
+                pos, r, row_end, start = _place(rb8, cb8, off, i0, i1, e0, pos, r, row_end, start, codebook,
+                                                cvals, row_len, kr, out)
         else:
-            for i in range(m):  # unsigned indices spare Numba's negative-index tests
-                pos += relb[i] + 1
-                out[np.uint64(pos)] = codebook[np.uint64(codeb[i])]
+            pos, r, row_end, start = _place(relb, codeb, 0, 0, m, e0, pos, r, row_end, start, codebook, cvals,
+                                            row_len, kr, out)
         e0 += m
+
+
+@njit(inline="always")
+def _place(rel, code, off, i0, i1, e0, pos, r, row_end, start, codebook, cvals, row_len, kr, out):
+    """Write entries ``e0 + i`` (``i0 <= i < i1``; relative index and code at ``rel[i + off]``,
+    ``code[i + off]``) into ``out`` in the layout of :func:`_layout_index`, from position ``pos``
+    (``kr`` > 1: in row ``r``, which ends at ``row_end`` and starts at ``out[start]``); returns the new
+    ``pos, r, row_end, start``.  Indices are cast to unsigned, which spares Numba's negative-index tests."""
+    if kr != 1:
+        for i in range(i0 + off, i1 + off):  # the row of the next position: positions ascend
+            pos += rel[np.uint64(i)] + 1
+            while pos >= row_end:
+                r += 1
+                row_end += row_len
+                start = _layout_index(r, 0, row_len, kr)
+            out[np.uint64(start + (pos - row_end + row_len) * kr)] = \
+                codebook[np.uint64(e0 + i - off)] if cvals else codebook[np.uint64(code[np.uint64(i)])]
+    elif cvals:
+        for i in range(i0 + off, i1 + off):
+            pos += rel[np.uint64(i)] + 1
+            out[np.uint64(pos)] = codebook[np.uint64(e0 + i - off)]
+    else:
+        for i in range(i0 + off, i1 + off):
+            pos += rel[np.uint64(i)] + 1
+            out[np.uint64(pos)] = codebook[np.uint64(code[np.uint64(i)])]
+    return pos, r, row_end, start
 
 
 @njit(parallel=True, **_OPTS)
@@ -884,8 +898,8 @@ def decode_blocks(codebook, cdata, ctable, cvals, rdata, rtable, block_row, bloc
     """
     nb = block_row.size - 1
     tasks = max(1, min(nb, tasks))
-    if kr != 1:
-        n = block_row[nb] * row_len
+    n = block_row[nb] * row_len
+    if kr != 1 and not _all_stored(rtable, block_entry[nb], n):
         for t in prange(tasks):
             out[t * n // tasks:(t + 1) * n // tasks] = 0.0
     for t in prange(tasks):
@@ -900,7 +914,7 @@ def decode_blocks_serial(codebook, cdata, ctable, cvals, rdata, rtable, block_ro
     """:func:`decode_blocks` on one thread, all blocks as one run (small layers, where starting threads
     costs more)."""
     nb = block_row.size - 1
-    if kr != 1:
+    if kr != 1 and not _all_stored(rtable, block_entry[nb], block_row[nb] * row_len):
         out[:block_row[nb] * row_len] = 0.0
     _decode_range(0, nb, codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev,
                   block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, kr, out)
@@ -928,6 +942,24 @@ def _add_lane(s0, s1, s2, s3, lane, t):
     return s0, s1, s2, s3
 
 
+@njit(inline="always")
+def _positions(rel, code, off, i0, i1, e0, pos, codebook, cvals, posb, valb):
+    """``posb[i]``, ``valb[i]`` for entries ``e0 + i`` (``i0 <= i < i1``; relative index and code at
+    ``rel[i + off]``, ``code[i + off]``): positions as a running sum of ``rel + 1`` from ``pos``, and
+    values; returns the last position.  ``rel`` may be ``posb`` (``off`` 0: overwritten in place)."""
+    if cvals:
+        for i in range(i0, i1):
+            pos += rel[np.uint64(i + off)] + 1
+            posb[np.uint64(i)] = pos
+            valb[np.uint64(i)] = codebook[np.uint64(e0 + i)]
+    else:
+        for i in range(i0, i1):
+            pos += rel[np.uint64(i + off)] + 1
+            posb[np.uint64(i)] = pos
+            valb[np.uint64(i)] = codebook[np.uint64(code[np.uint64(i + off)])]
+    return pos
+
+
 @njit(parallel=True, **_OPTS)  # no FMA contraction: both kernels round alike
 def sparse_matmul(codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev,
                   block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, x, y):
@@ -944,7 +976,7 @@ def sparse_matmul(codebook, cdata, ctable, cvals, rdata, rtable, block_row, bloc
         posb = np.empty(_CHUNK, np.int64)
         codeb = np.empty(_CHUNK, np.int64)
         valb = np.empty(_CHUNK, np.float32)
-        rb8 = np.empty(_LANE_BUF, np.uint8)
+        rb8 = np.zeros(_LANE_BUF, np.uint8)  # stays zero for a layer without an index stream
         cb8 = np.empty(_LANE_BUF, np.uint8)
         s0 = s1 = s2 = s3 = np.float32(0.0)
         row = np.int64(-1)
@@ -956,16 +988,12 @@ def sparse_matmul(codebook, cdata, ctable, cvals, rdata, rtable, block_row, bloc
         while e0 < e_end:
             m, rb, cb = _next_chunk(rdata, rtable, rmt, rseg, rb, cdata, ctable, cmt, cseg, cb, cvals, e0, e_end,
                                     posb, codeb, rb8, cb8)
-            if cvals:
-                for i in range(m):  # positions: a running sum of (rel + 1); values
-                    pos += posb[i] + 1
-                    posb[i] = pos
-                    valb[i] = codebook[np.uint64(e0 + i)]
+            if cmt.size:  # positions and values, from the lane buffers segment by segment
+                for p in range(LANES):
+                    i0, i1, off = _segment(e0, m, p)
+                    pos = _positions(rb8, cb8, off, i0, i1, e0, pos, codebook, cvals, posb, valb)
             else:
-                for i in range(m):
-                    pos += posb[i] + 1
-                    posb[i] = pos
-                    valb[i] = codebook[np.uint64(codeb[i])]
+                pos = _positions(posb, codeb, 0, 0, m, e0, pos, codebook, cvals, posb, valb)
             i = 0
             while i < m:  # runs of entries in one row: positions ascend, so a run ends at the row's end
                 r = posb[i] // row_len
@@ -1093,9 +1121,10 @@ def _decode_row_any(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev
 
 @njit(inline="always")
 def _decode_row_block(blk, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, kr, out):
-    """Rows ``blk*kr .. blk*kr + kr-1``: one contiguous block of ``out`` in either layout, zeroed, then
-    filled row by row."""
-    out[blk * kr * row_len:(blk + 1) * kr * row_len] = 0.0
+    """Rows ``blk*kr .. blk*kr + kr-1``: one contiguous block of ``out`` in either layout, zeroed (unless
+    every weight is stored), then filled row by row."""
+    if ibits or row_entry[(blk + 1) * kr] - row_entry[blk * kr] != kr * row_len:  # else every weight is stored
+        out[blk * kr * row_len:(blk + 1) * kr * row_len] = 0.0
     for r in range(blk * kr, (blk + 1) * kr):
         _decode_row_any(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, kr, out)
 
@@ -1124,7 +1153,8 @@ def decode_rows_serial(codebook, cdata, cbits, rdata, ibits, row_entry, row_prev
 def decode_row_range(codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, r0, r1, out):
     """Rows ``r0 <= r < r1`` of :func:`decode_rows` (into their place in ``out``, flat rows x row_len),
     serial: a conv task decodes the rows it is about to multiply, so they are still in cache for its GEMM."""
-    out[r0 * row_len:r1 * row_len] = 0.0
+    if ibits or row_entry[r1] - row_entry[r0] != (r1 - r0) * row_len:  # else every weight is stored
+        out[r0 * row_len:r1 * row_len] = 0.0
     for r in range(r0, r1):
         _decode_row_any(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, 1, out)
 
