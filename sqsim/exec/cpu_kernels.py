@@ -943,6 +943,57 @@ def _add_lane(s0, s1, s2, s3, lane, t):
 
 
 @njit(inline="always")
+def _dot_one(rel, code, off, i, e0, pos, row, base, s0, s1, s2, s3, codebook, x1, y, row_len):
+    """Entry ``e0 + i`` of :func:`_dot_segment`, on its own."""
+    pos += rel[np.uint64(i + off)] + 1
+    if pos - base >= row_len:  # a later row: the one summed so far is complete
+        if row >= 0:
+            y[row, 0] = (s0 + s1) + (s2 + s3)
+        s0 = s1 = s2 = s3 = np.float32(0.0)
+        row = pos // row_len
+        base = row * row_len
+    t = codebook[np.uint64(code[np.uint64(i + off)])] * x1[np.uint64(pos - base)]
+    s0, s1, s2, s3 = _add_lane(s0, s1, s2, s3, (e0 + i) & 3, t)
+    return pos, row, base, s0, s1, s2, s3
+
+
+@njit(inline="always")
+def _dot_segment(rel, code, off, i0, i1, e0, pos, row, base, s0, s1, s2, s3, codebook, x1, y, row_len):
+    """The N = 1 product over entries ``e0 + i`` (``i0 <= i < i1``; symbols at ``[i + off]``) from position
+    ``pos``, summing row ``row`` (first position ``base``) into partial sums ``s0..s3`` (entry e into
+    ``s{e % 4}``); a row is stored into ``y`` when the next one starts.  Returns the new state.  Four
+    entries at a time (``e % 4`` = 0, 1, 2, 3) where all four lie in the current row.  (Lane buffers
+    always hold codes: per-entry values have no multi-symbol table.)"""
+    i = i0
+    while i < i1 and (e0 + i) & 3:
+        pos, row, base, s0, s1, s2, s3 = _dot_one(rel, code, off, i, e0, pos, row, base, s0, s1, s2, s3,
+                                                  codebook, x1, y, row_len)
+        i += 1
+    while i + 4 <= i1:
+        j = np.uint64(i + off)
+        p0 = pos + rel[j] + 1
+        p1 = p0 + rel[j + 1] + 1
+        p2 = p1 + rel[j + 2] + 1
+        p3 = p2 + rel[j + 3] + 1
+        if p3 - base < row_len:
+            s0 += codebook[np.uint64(code[j])] * x1[np.uint64(p0 - base)]
+            s1 += codebook[np.uint64(code[j + 1])] * x1[np.uint64(p1 - base)]
+            s2 += codebook[np.uint64(code[j + 2])] * x1[np.uint64(p2 - base)]
+            s3 += codebook[np.uint64(code[j + 3])] * x1[np.uint64(p3 - base)]
+            pos = p3
+        else:  # a row ends among them
+            for k in range(i, i + 4):
+                pos, row, base, s0, s1, s2, s3 = _dot_one(rel, code, off, k, e0, pos, row, base, s0, s1, s2, s3,
+                                                          codebook, x1, y, row_len)
+        i += 4
+    while i < i1:
+        pos, row, base, s0, s1, s2, s3 = _dot_one(rel, code, off, i, e0, pos, row, base, s0, s1, s2, s3,
+                                                  codebook, x1, y, row_len)
+        i += 1
+    return pos, row, base, s0, s1, s2, s3
+
+
+@njit(inline="always")
 def _positions(rel, code, off, i0, i1, e0, pos, codebook, cvals, posb, valb):
     """``posb[i]``, ``valb[i]`` for entries ``e0 + i`` (``i0 <= i < i1``; relative index and code at
     ``rel[i + off]``, ``code[i + off]``): positions as a running sum of ``rel + 1`` from ``pos``, and
@@ -966,11 +1017,13 @@ def sparse_matmul(codebook, cdata, ctable, cvals, rdata, rtable, block_row, bloc
     """``y (K, N) = W @ x (row_len, N)`` computed on the compressed form of W (see :func:`decode_blocks`):
     each entry is read once and multiplies one row of ``x``; no dense W is formed.
 
-    Per block of rows, in chunks of entries: decode the chunk's positions and values, then multiply.
-    The sums run in the order of :func:`sparse_matmul_rows` (at N = 1, entry e adds into partial sum
+    Per block of rows, in chunks of entries: decode the chunk's positions and values, then multiply
+    (at N = 1 from the lane buffers of multi-symbol tables, entries are multiplied as they are placed:
+    :func:`_dot_segment`).  The sums run in the order of :func:`sparse_matmul_rows` (at N = 1, entry e adds into partial sum
     ``e % 4`` and a row is ``(s0 + s1) + (s2 + s3)``; at N > 1 entries add in order), so a layer gives
     the same bits from Huffman-coded and fixed-width streams."""
     n_ = y.shape[1]
+    x1 = x.reshape(x.size)  # (row_len,) when N is 1 (x is C-contiguous)
     for b in prange(block_row.size - 1):
         y[block_row[b]:block_row[b + 1]] = 0.0
         posb = np.empty(_CHUNK, np.int64)
@@ -985,9 +1038,17 @@ def sparse_matmul(codebook, cdata, ctable, cvals, rdata, rtable, block_row, bloc
         rb = block_rbit[b]
         e0 = block_entry[b]
         e_end = block_entry[b + 1]
+        base = np.int64(-(1 << 62))  # the first position of the row being summed (none yet)
         while e0 < e_end:
             m, rb, cb = _next_chunk(rdata, rtable, rmt, rseg, rb, cdata, ctable, cmt, cseg, cb, cvals, e0, e_end,
                                     posb, codeb, rb8, cb8)
+            if n_ == 1 and cmt.size:  # straight from the lane buffers, segment by segment
+                for p in range(LANES):
+                    i0, i1, off = _segment(e0, m, p)
+                    pos, row, base, s0, s1, s2, s3 = _dot_segment(rb8, cb8, off, i0, i1, e0, pos, row, base, s0,
+                                                                  s1, s2, s3, codebook, x1, y, row_len)
+                e0 += m
+                continue
             if cmt.size:  # positions and values, from the lane buffers segment by segment
                 for p in range(LANES):
                     i0, i1, off = _segment(e0, m, p)
