@@ -609,13 +609,13 @@ def read_chunk_pair(rdata, rtable, rb, cdata, ctable, cb, m, rout, cout):
 # first code is longer than W (then the two-level table reads it).  A lookup reads its window with one
 # unaligned 8-byte load (_load_be64) and stores its symbols with one 4-byte store (_store_u32).  store.py
 # also keeps each stream's bit offset every SEG_ENTRIES entries, so LANES segments of a stream decode at
-# once, LANES independent chains (read_lanes).  Measured (one thread, both streams of an entry, into the
-# int64 buffers the consumers read), AlexNet's fc6: 5.6 ns an entry symbol at a time, 2.2 with four
-# chains over two streams (the last version), 1.7 with eight chains per stream; conv3 (8-bit codes,
-# many longer than W): 5.9, 3.3, 2.1.  The chains are written out: the same loop calling one inlined
-# per-lookup helper per chain ran at 15.6 instead of 2.1 ns an entry (fc6, four chains; presumably the
-# per-call reference counting of the arrays noted above), and with such a helper for the rounds' tails
-# instead of read_multi, 20% slower.
+# once, LANES independent chains (read_lanes), into byte buffers the consumers read segment by segment.
+# Measured (one thread, both streams of an entry), AlexNet's fc6: 5.6 ns an entry symbol at a time, 2.2
+# with four chains over two streams (the previous version), 1.4 with eight chains per stream; conv3
+# (8-bit codes, many longer than W): 5.9, 3.3, 1.7.  The chains are written out: the same loop calling
+# one inlined per-lookup helper per chain ran at 15.6 instead of 2.1 ns an entry (fc6, four chains;
+# presumably the per-call reference counting of the arrays noted above), and with such a helper for the
+# rounds' tails instead of read_multi, 20% slower.
 
 @njit(**_OPTS)
 def read_multi(data, mt, table, bitpos, m, out, o):
@@ -1019,9 +1019,9 @@ def sparse_matmul(codebook, cdata, ctable, cvals, rdata, rtable, block_row, bloc
 
     Per block of rows, in chunks of entries: decode the chunk's positions and values, then multiply
     (at N = 1 from the lane buffers of multi-symbol tables, entries are multiplied as they are placed:
-    :func:`_dot_segment`).  The sums run in the order of :func:`sparse_matmul_rows` (at N = 1, entry e adds into partial sum
-    ``e % 4`` and a row is ``(s0 + s1) + (s2 + s3)``; at N > 1 entries add in order), so a layer gives
-    the same bits from Huffman-coded and fixed-width streams."""
+    :func:`_dot_segment`).  The sums run in the order of :func:`sparse_matmul_rows` (at N = 1, entry e
+    adds into partial sum ``e % 4`` and a row is ``(s0 + s1) + (s2 + s3)``; at N > 1 entries add in
+    order), so a layer gives the same bits from Huffman-coded and fixed-width streams."""
     n_ = y.shape[1]
     x1 = x.reshape(x.size)  # (row_len,) when N is 1 (x is C-contiguous)
     for b in prange(block_row.size - 1):
