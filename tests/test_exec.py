@@ -446,7 +446,7 @@ def test_multi_symbol_table_equals_greedy_decoding(bits, w, monkeypatch):
     (5, 0.25, 16, 12), (8, 0.3, 3, 12), (8, 0.3, 7, 4), (6, 0.05, 1, 10), (4, 0.6, 40, 8), (6, 1.0, 5, 10),
     (8, 1.0, 2, 5)])
 def test_multi_symbol_huffman_kernels_equal_fixed_width(code_bits, density, blocks, table_bits, monkeypatch):
-    """Huffman streams decoded four segments at a time by multi-symbol tables (forced on at this size)
+    """Huffman streams decoded eight segments at a time by multi-symbol tables (forced on at this size)
     give the same weights as the symbol-at-a-time path and the fixed-width form, and the sparse product
     the same bits.  Blocks start off the segment grid; 4- and 8-bit tables leave many codes to the
     two-level fallback; density 1 stores no index stream (codes only)."""

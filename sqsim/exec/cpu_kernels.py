@@ -516,7 +516,7 @@ def scan_checkpoints(cdata, ctable, cvals, rdata, rtable, n_entries, n_weights, 
     return 0
 
 
-_GAP = 4  # slack after each segment's symbols in read_lanes' buffers: a lookup writes up to 2 symbols past it
+_GAP = 4  # slack after each segment's symbols in read_lanes' buffers: a lookup writes up to 3 bytes past it
 LANES = 8  # segments of a stream read_lanes decodes at once (chains): 4 ran 1.3x slower, 16 no faster
 _CHUNK = LANES * SEG_ENTRIES  # entries the kernels below decode at a time (into small buffers, then used)
 _LANE_BUF = _CHUNK + LANES * _GAP  # the uint8 buffers read_lanes writes (segments with gaps between them)
@@ -648,12 +648,13 @@ def read_lanes(data, mt, table, seg, bitpos, e0, t, buf):
     it, its bit offset from ``seg``), into ``buf[s_p - e0 + p*_GAP:]``, and may write 3 bytes past them.
 
     The loop runs in rounds of ``q`` steps, ``q`` a third of the fewest symbols any chain still lacks
-    (a step reads 1 to 3), so the steps need no end tests; each chain's rest is read on its own."""
+    (a step reads 1 to 3), so the steps need no end tests; each chain's rest is read on its own.
+    ``ent & 48`` is an entry's symbol count (bits 4-5), 0 for a code longer than the window."""
     w = np.int64(mt[0])
     mask = (np.int64(1) << w) - 1
     first = (e0 // SEG_ENTRIES + 1) * SEG_ENTRIES
-    s1 = min(first + 0 * SEG_ENTRIES, t)
-    s2 = min(first + 1 * SEG_ENTRIES, t)
+    s1 = min(first, t)
+    s2 = min(first + SEG_ENTRIES, t)
     s3 = min(first + 2 * SEG_ENTRIES, t)
     s4 = min(first + 3 * SEG_ENTRIES, t)
     s5 = min(first + 4 * SEG_ENTRIES, t)
@@ -669,7 +670,7 @@ def read_lanes(data, mt, table, seg, bitpos, e0, t, buf):
     b6 = np.int64(seg[s6 // SEG_ENTRIES])
     b7 = np.int64(seg[s7 // SEG_ENTRIES])
     k0, end0 = np.int64(0), s1 - e0
-    k1, end1 = s1 - e0 + 1 * _GAP, s2 - e0 + 1 * _GAP
+    k1, end1 = s1 - e0 + _GAP, s2 - e0 + _GAP
     k2, end2 = s2 - e0 + 2 * _GAP, s3 - e0 + 2 * _GAP
     k3, end3 = s3 - e0 + 3 * _GAP, s4 - e0 + 3 * _GAP
     k4, end4 = s4 - e0 + 4 * _GAP, s5 - e0 + 4 * _GAP
@@ -771,7 +772,7 @@ def _next_chunk(rdata, rtable, rmt, rseg, rb, cdata, ctable, cmt, cseg, cb, cval
     With multi-symbol tables (``cmt.size``) a chunk runs to the ``LANES``-th segment checkpoint after
     ``e0``, each stream's segments read as ``LANES`` chains into ``rb8``/``cb8`` (:func:`read_lanes`;
     no index stream: ``rb8`` is left as it is, zero); the consumers read them segment by segment
-    (:func:`_segments`).  Else the chunk is ``_CHUNK`` entries read symbol by symbol into
+    (:func:`_segment`).  Else the chunk is ``_CHUNK`` entries read symbol by symbol into
     ``rout``/``cout``."""
     if cmt.size:
         t = min((e0 // SEG_ENTRIES + LANES) * SEG_ENTRIES, e_end)  # the LANES-th checkpoint after e0
@@ -827,8 +828,8 @@ def _all_stored(rtable, entries, weights):
 def _decode_range(b0, b1, codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev,
                   block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, kr, out):
     """Decode blocks ``b0 <= b < b1`` (consecutive blocks: one run of entries from block b0's checkpoint)
-    in the layout of :func:`_layout_index` (``kr`` 1: zeroing the blocks' rows first; else ``out`` is zeroed
-    by the caller: a block of ``kr`` rows may span two ranges)."""
+    in the layout of :func:`_layout_index` (``kr`` 1: zeroing the blocks' rows first, unless every weight
+    is stored; else ``out`` is zeroed by the caller: a block of ``kr`` rows may span two ranges)."""
     w0, w1 = block_row[b0] * row_len, block_row[b1] * row_len
     if kr == 1 and not _all_stored(rtable, block_entry[b1] - block_entry[b0], w1 - w0):
         out[w0:w1] = 0.0

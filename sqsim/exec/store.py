@@ -141,7 +141,7 @@ def multi_table(lengths, stream_bytes: int):
     profile, synthetic weights) holds 73 KiB more than its 462 KiB of streams, two-level tables and
     block checkpoints; AlexNet's fc6 16 KiB of tables and 133 KiB of checkpoints on 4.2 MB of streams.
     Narrower tables leave more codes to the two-level table; without one, a stream is read one symbol
-    per lookup, one chain per stream (AlexNet's fc6: 5.6 against 1.7 ns an entry on one thread)."""
+    per lookup, one chain per stream (AlexNet's fc6: 5.6 against 1.4 ns an entry on one thread)."""
     lengths = np.asarray(lengths, dtype=np.int64)
     if lengths.size > 256 or not lengths.any():
         return None
@@ -219,7 +219,7 @@ class SparseWeights:
     rel_mtable, code_mtable, seg_rel_bit, seg_code_bit : ndarray (empty where not used)
         Multi-symbol decoding tables of both Huffman streams (:func:`multi_table`) and the bit offset
         of each stream at every ``SEG_ENTRIES``-th entry (int32, or int64 for streams of 2**31 bits or
-        more): the CPU kernels then decode four segments of a stream at once.  Kept where every stream
+        more): the CPU kernels then decode eight segments of a stream at once.  Kept where every stream
         the layer has (codes, and relative indices unless it has none) is Huffman coded and large
         enough (see :func:`multi_table`); else all four arrays are empty.
     """
