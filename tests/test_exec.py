@@ -125,6 +125,22 @@ def test_conv2d_split_by_channels_matches_reference(shape, out, kernel, stride, 
     np.testing.assert_allclose(y, ref, rtol=RTOL, atol=RTOL * np.abs(ref).max())
 
 
+@pytest.mark.parametrize("huffman", [False, True])
+@pytest.mark.parametrize("shape, out, kernel, stride, pad, groups", WIDE_CONVS)
+def test_conv2d_split_by_channels_from_compressed_weights(shape, out, kernel, stride, pad, groups, huffman):
+    """A channel-split conv from compressed weights, each task decoding its own rows (fixed width) or runs
+    of row blocks (Huffman; groups 1 and 2 start on block boundaries, 3 does not and decodes whole
+    first): bit-identical to the same executor on the decoded weights."""
+    from sqsim.compress import compress
+    layer = Layer("conv", "conv2d", out_channels=out, kernel=kernel, stride=stride, pad=pad, groups=groups,
+                  compression=Compression(0.4, 6, 4))
+    g, w = single(layer, shape)
+    cm = compress(g, w, huffman=huffman)
+    x = rand((1,) + shape, seed=3)
+    y = Executor(g, cm).run(x)["conv"]
+    np.testing.assert_array_equal(y, Executor(g, cm.decode()).run(x)["conv"])
+
+
 POOLS = [  # kernel, stride, pad, ceil_mode, in (C,H,W)
     ((3, 3), (2, 2), (0, 0), True, (2, 8, 8)),     # ceil: last window hangs over the edge
     ((3, 3), (2, 2), (0, 0), False, (2, 8, 8)),

@@ -466,17 +466,18 @@ class CpuBackend:
         sparse = None
         if isinstance(w2d, tuple):
             # each task decodes its own rows just before multiplying them (still in cache for its GEMM):
-            # rows of fixed-width streams, or runs of row blocks of Huffman streams (one group)
+            # rows of fixed-width streams, or runs of row blocks of Huffman streams
             sparse, buf = w2d
             w2d = buf[: sparse.rows * sparse.row_len].reshape(sparse.rows, sparse.row_len)
+            nb = sparse.block_row.size - 1
             if sparse.row_entry is not None:
                 args = sparse.row_kernel_args()
-            elif g == 1:
+            elif nb % g == 0:  # the groups start on block boundaries: runs of blocks within each group
                 args = sparse.kernel_args() + sparse.huffman_args()
-                nb = sparse.block_row.size - 1
-                per_b = -(-nb // (2 * self.threads))
-                chunks = [(0, int(sparse.block_row[b0]), int(sparse.block_row[min(nb, b0 + per_b)]), b0,
-                           min(nb, b0 + per_b)) for b0 in range(0, nb, per_b)]
+                per_b = max(1, -(-nb // (2 * self.threads * g)))
+                chunks = [(i, int(sparse.block_row[b0]) - i * kg, int(sparse.block_row[b1]) - i * kg, b0, b1)
+                          for i in range(g) for b0 in range(i * nb // g, (i + 1) * nb // g, per_b)
+                          for b1 in [min((i + 1) * nb // g, b0 + per_b)]]
             else:  # decoded in row blocks, before
                 w2d, sparse = self.decode(sparse, buf), None
 
