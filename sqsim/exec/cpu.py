@@ -474,10 +474,13 @@ class CpuBackend:
                 args = sparse.row_kernel_args()
             elif nb % g == 0:  # the groups start on block boundaries: runs of blocks within each group
                 args = sparse.kernel_args() + sparse.huffman_args()
-                per_b = max(1, -(-nb // (2 * self.threads * g)))
-                chunks = [(i, int(sparse.block_row[b0]) - i * kg, int(sparse.block_row[b1]) - i * kg, b0, b1)
-                          for i in range(g) for b0 in range(i * nb // g, (i + 1) * nb // g, per_b)
-                          for b1 in [min((i + 1) * nb // g, b0 + per_b)]]
+                per_b = max(1, -(-nb // (2 * self.threads * g)))  # about two tasks per thread
+                chunks = []
+                for i in range(g):
+                    for b0 in range(i * nb // g, (i + 1) * nb // g, per_b):
+                        b1 = min((i + 1) * nb // g, b0 + per_b)
+                        chunks.append((i, int(sparse.block_row[b0]) - i * kg, int(sparse.block_row[b1]) - i * kg,
+                                       b0, b1))
             else:  # decoded in row blocks, before
                 w2d, sparse = self.decode(sparse, buf), None
 
