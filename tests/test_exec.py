@@ -379,7 +379,8 @@ def test_row_pointer_kernels_equal_dense_and_block_kernels(bits, index_bits, n):
 
 
 def test_row_pointer_kernels_without_codes_or_indices():
-    """Per-entry values (no code stream) and dense codes (no index stream) take the row kernels too."""
+    """Per-entry values (no code stream) and dense codes (no index stream) take the row kernels too, and
+    the block kernel gives the same products."""
     from sqsim.exec import cpu_kernels as K
     rng = np.random.default_rng(4)
     dense = rng.standard_normal((9, 21)).astype(np.float32)
@@ -396,9 +397,13 @@ def test_row_pointer_kernels_without_codes_or_indices():
     for sw, w in ((values_only, dense), (codes_only, codebook[codes].reshape(dense.shape))):
         assert sw.row_entry is not None
         np.testing.assert_array_equal(sw.to_dense().weight, w)
-        y = np.empty((9, 2), np.float32)
-        K.sparse_matmul_rows(*sw.row_kernel_args(), x, y)
-        np.testing.assert_allclose(y, w.astype(np.float64) @ x, rtol=RTOL, atol=1e-5)
+        for n in (1, 2):  # the block kernel sums in the row kernel's order: the same bits
+            y = np.empty((9, n), np.float32)
+            K.sparse_matmul_rows(*sw.row_kernel_args(), x[:, :n].copy(), y)
+            np.testing.assert_allclose(y, w.astype(np.float64) @ x[:, :n], rtol=RTOL, atol=1e-5)
+            y_blocks = np.full((9, n), np.nan, np.float32)
+            K.sparse_matmul(*sw.kernel_args(), *sw.huffman_args(), x[:, :n].copy(), y_blocks)
+            np.testing.assert_array_equal(y_blocks, y)
 
 
 def test_huffman_streams_decode_like_the_compress_package():

@@ -640,6 +640,16 @@ def read_multi(data, mt, table, bitpos, m, out, o):
             bitpos += ent & 15
 
 
+@njit(inline="always")
+def _lane_start(seg, bitpos, e0, m, p):
+    """Chain ``p`` of :func:`read_lanes` over the ``m`` entries from ``e0``: the bit where its segment
+    (:func:`_segment`) starts (``bitpos`` for the first, else its checkpoint in ``seg``), and where it
+    starts and ends in the lane buffer."""
+    i0, i1, off = _segment(e0, m, p)
+    bit = bitpos if p == 0 else np.int64(seg[(e0 + i0) // SEG_ENTRIES])
+    return bit, i0 + off, i1 + off
+
+
 @njit(**_OPTS)
 def read_lanes(data, mt, table, seg, bitpos, e0, t, buf):
     """Symbols ``e0 .. t-1`` of a Huffman stream (``bitpos`` the bit of entry ``e0``; ``t`` at most the
@@ -652,31 +662,15 @@ def read_lanes(data, mt, table, seg, bitpos, e0, t, buf):
     ``ent & 48`` is an entry's symbol count (bits 4-5), 0 for a code longer than the window."""
     w = np.int64(mt[0])
     mask = (np.int64(1) << w) - 1
-    first = (e0 // SEG_ENTRIES + 1) * SEG_ENTRIES
-    s1 = min(first, t)
-    s2 = min(first + SEG_ENTRIES, t)
-    s3 = min(first + 2 * SEG_ENTRIES, t)
-    s4 = min(first + 3 * SEG_ENTRIES, t)
-    s5 = min(first + 4 * SEG_ENTRIES, t)
-    s6 = min(first + 5 * SEG_ENTRIES, t)
-    s7 = min(first + 6 * SEG_ENTRIES, t)
-    s8 = min(first + 7 * SEG_ENTRIES, t)
-    b0 = bitpos
-    b1 = np.int64(seg[s1 // SEG_ENTRIES])
-    b2 = np.int64(seg[s2 // SEG_ENTRIES])
-    b3 = np.int64(seg[s3 // SEG_ENTRIES])
-    b4 = np.int64(seg[s4 // SEG_ENTRIES])
-    b5 = np.int64(seg[s5 // SEG_ENTRIES])
-    b6 = np.int64(seg[s6 // SEG_ENTRIES])
-    b7 = np.int64(seg[s7 // SEG_ENTRIES])
-    k0, end0 = np.int64(0), s1 - e0
-    k1, end1 = s1 - e0 + _GAP, s2 - e0 + _GAP
-    k2, end2 = s2 - e0 + 2 * _GAP, s3 - e0 + 2 * _GAP
-    k3, end3 = s3 - e0 + 3 * _GAP, s4 - e0 + 3 * _GAP
-    k4, end4 = s4 - e0 + 4 * _GAP, s5 - e0 + 4 * _GAP
-    k5, end5 = s5 - e0 + 5 * _GAP, s6 - e0 + 5 * _GAP
-    k6, end6 = s6 - e0 + 6 * _GAP, s7 - e0 + 6 * _GAP
-    k7, end7 = s7 - e0 + 7 * _GAP, s8 - e0 + 7 * _GAP
+    m = t - e0
+    b0, k0, end0 = _lane_start(seg, bitpos, e0, m, 0)
+    b1, k1, end1 = _lane_start(seg, bitpos, e0, m, 1)
+    b2, k2, end2 = _lane_start(seg, bitpos, e0, m, 2)
+    b3, k3, end3 = _lane_start(seg, bitpos, e0, m, 3)
+    b4, k4, end4 = _lane_start(seg, bitpos, e0, m, 4)
+    b5, k5, end5 = _lane_start(seg, bitpos, e0, m, 5)
+    b6, k6, end6 = _lane_start(seg, bitpos, e0, m, 6)
+    b7, k7, end7 = _lane_start(seg, bitpos, e0, m, 7)
     q = min((end0 - k0, end1 - k1, end2 - k2, end3 - k3, end4 - k4, end5 - k5, end6 - k6, end7 - k7)) // 3
     while q > 0:
         for _ in range(q):
@@ -944,7 +938,7 @@ def _add_lane(s0, s1, s2, s3, lane, t):
 
 
 @njit(inline="always")
-def _dot_one(rel, code, off, i, e0, pos, row, base, s0, s1, s2, s3, codebook, x1, y, row_len):
+def _dot_one(rel, code, off, i, e0, pos, row, base, s0, s1, s2, s3, codebook, cvals, x1, y, row_len):
     """Entry ``e0 + i`` of :func:`_dot_segment`, on its own."""
     pos += rel[np.uint64(i + off)] + 1
     if pos - base >= row_len:  # a later row: the one summed so far is complete
@@ -953,43 +947,44 @@ def _dot_one(rel, code, off, i, e0, pos, row, base, s0, s1, s2, s3, codebook, x1
         s0 = s1 = s2 = s3 = np.float32(0.0)
         row = pos // row_len
         base = row * row_len
-    t = codebook[np.uint64(code[np.uint64(i + off)])] * x1[np.uint64(pos - base)]
-    s0, s1, s2, s3 = _add_lane(s0, s1, s2, s3, (e0 + i) & 3, t)
+    v = codebook[np.uint64(e0 + i)] if cvals else codebook[np.uint64(code[np.uint64(i + off)])]
+    s0, s1, s2, s3 = _add_lane(s0, s1, s2, s3, (e0 + i) & 3, v * x1[np.uint64(pos - base)])
     return pos, row, base, s0, s1, s2, s3
 
 
 @njit(inline="always")
-def _dot_segment(rel, code, off, i0, i1, e0, pos, row, base, s0, s1, s2, s3, codebook, x1, y, row_len):
-    """The N = 1 product over entries ``e0 + i`` (``i0 <= i < i1``; symbols at ``[i + off]``) from position
-    ``pos``, summing row ``row`` (first position ``base``) into partial sums ``s0..s3`` (entry e into
-    ``s{e % 4}``); a row is stored into ``y`` when the next one starts.  Returns the new state.  Four
-    entries at a time (``e % 4`` = 0, 1, 2, 3) where all four lie in the current row.  (Lane buffers
-    always hold codes: per-entry values have no multi-symbol table.)"""
+def _dot_segment(rel, code, off, i0, i1, e0, pos, row, base, s0, s1, s2, s3, codebook, cvals, x1, y, row_len):
+    """The N = 1 product over entries ``e0 + i`` (``i0 <= i < i1``; relative index and code at
+    ``rel[i + off]``, ``code[i + off]``; with ``cvals``, value ``codebook[e0 + i]``) from position ``pos``,
+    summing row ``row`` (first position ``base``) into partial sums ``s0..s3`` (entry e into
+    ``s{e % 4}``); a row is stored into ``y`` when the next one starts.  Returns the new state.  With
+    codes, four entries at a time (``e % 4`` = 0, 1, 2, 3) where all four lie in the current row."""
     i = i0
     while i < i1 and (e0 + i) & 3:
         pos, row, base, s0, s1, s2, s3 = _dot_one(rel, code, off, i, e0, pos, row, base, s0, s1, s2, s3,
-                                                  codebook, x1, y, row_len)
+                                                  codebook, cvals, x1, y, row_len)
         i += 1
-    while i + 4 <= i1:
-        j = np.uint64(i + off)
-        p0 = pos + rel[j] + 1
-        p1 = p0 + rel[j + 1] + 1
-        p2 = p1 + rel[j + 2] + 1
-        p3 = p2 + rel[j + 3] + 1
-        if p3 - base < row_len:
-            s0 += codebook[np.uint64(code[j])] * x1[np.uint64(p0 - base)]
-            s1 += codebook[np.uint64(code[j + 1])] * x1[np.uint64(p1 - base)]
-            s2 += codebook[np.uint64(code[j + 2])] * x1[np.uint64(p2 - base)]
-            s3 += codebook[np.uint64(code[j + 3])] * x1[np.uint64(p3 - base)]
-            pos = p3
-        else:  # a row ends among them
-            for k in range(i, i + 4):
-                pos, row, base, s0, s1, s2, s3 = _dot_one(rel, code, off, k, e0, pos, row, base, s0, s1, s2, s3,
-                                                          codebook, x1, y, row_len)
-        i += 4
+    if not cvals:
+        while i + 4 <= i1:
+            j = np.uint64(i + off)
+            p0 = pos + rel[j] + 1
+            p1 = p0 + rel[j + 1] + 1
+            p2 = p1 + rel[j + 2] + 1
+            p3 = p2 + rel[j + 3] + 1
+            if p3 - base < row_len:
+                s0 += codebook[np.uint64(code[j])] * x1[np.uint64(p0 - base)]
+                s1 += codebook[np.uint64(code[j + 1])] * x1[np.uint64(p1 - base)]
+                s2 += codebook[np.uint64(code[j + 2])] * x1[np.uint64(p2 - base)]
+                s3 += codebook[np.uint64(code[j + 3])] * x1[np.uint64(p3 - base)]
+                pos = p3
+            else:  # a row ends among them
+                for k in range(i, i + 4):
+                    pos, row, base, s0, s1, s2, s3 = _dot_one(rel, code, off, k, e0, pos, row, base, s0, s1, s2,
+                                                              s3, codebook, cvals, x1, y, row_len)
+            i += 4
     while i < i1:
         pos, row, base, s0, s1, s2, s3 = _dot_one(rel, code, off, i, e0, pos, row, base, s0, s1, s2, s3,
-                                                  codebook, x1, y, row_len)
+                                                  codebook, cvals, x1, y, row_len)
         i += 1
     return pos, row, base, s0, s1, s2, s3
 
@@ -1018,9 +1013,9 @@ def sparse_matmul(codebook, cdata, ctable, cvals, rdata, rtable, block_row, bloc
     """``y (K, N) = W @ x (row_len, N)`` computed on the compressed form of W (see :func:`decode_blocks`):
     each entry is read once and multiplies one row of ``x``; no dense W is formed.
 
-    Per block of rows, in chunks of entries: decode the chunk's positions and values, then multiply
-    (at N = 1 from the lane buffers of multi-symbol tables, entries are multiplied as they are placed:
-    :func:`_dot_segment`).  The sums run in the order of :func:`sparse_matmul_rows` (at N = 1, entry e
+    Per block of rows, in chunks of entries: at N = 1 each entry is multiplied as it is placed
+    (:func:`_dot_segment`); at N > 1 the chunk's positions and values are decoded, then multiplied
+    row run by row run.  The sums run in the order of :func:`sparse_matmul_rows` (at N = 1, entry e
     adds into partial sum ``e % 4`` and a row is ``(s0 + s1) + (s2 + s3)``; at N > 1 entries add in
     order), so a layer gives the same bits from Huffman-coded and fixed-width streams."""
     n_ = y.shape[1]
@@ -1043,11 +1038,16 @@ def sparse_matmul(codebook, cdata, ctable, cvals, rdata, rtable, block_row, bloc
         while e0 < e_end:
             m, rb, cb = _next_chunk(rdata, rtable, rmt, rseg, rb, cdata, ctable, cmt, cseg, cb, cvals, e0, e_end,
                                     posb, codeb, rb8, cb8)
-            if n_ == 1 and cmt.size:  # straight from the lane buffers, segment by segment
-                for p in range(LANES):
-                    i0, i1, off = _segment(e0, m, p)
-                    pos, row, base, s0, s1, s2, s3 = _dot_segment(rb8, cb8, off, i0, i1, e0, pos, row, base, s0,
-                                                                  s1, s2, s3, codebook, x1, y, row_len)
+            if n_ == 1:  # each entry multiplied as it is placed
+                if cmt.size:  # from the lane buffers, segment by segment
+                    for p in range(LANES):
+                        i0, i1, off = _segment(e0, m, p)
+                        pos, row, base, s0, s1, s2, s3 = _dot_segment(rb8, cb8, off, i0, i1, e0, pos, row, base,
+                                                                      s0, s1, s2, s3, codebook, cvals, x1, y,
+                                                                      row_len)
+                else:
+                    pos, row, base, s0, s1, s2, s3 = _dot_segment(posb, codeb, 0, 0, m, e0, pos, row, base, s0, s1,
+                                                                  s2, s3, codebook, cvals, x1, y, row_len)
                 e0 += m
                 continue
             if cmt.size:  # positions and values, from the lane buffers segment by segment
@@ -1061,31 +1061,11 @@ def sparse_matmul(codebook, cdata, ctable, cvals, rdata, rtable, block_row, bloc
                 r = posb[i] // row_len
                 base = r * row_len
                 j = i + np.searchsorted(posb[i:m], base + row_len)
-                if n_ == 1:
-                    if r != row:  # a row may go on in the next chunk
-                        if row >= 0:
-                            y[row, 0] = (s0 + s1) + (s2 + s3)
-                        s0 = s1 = s2 = s3 = np.float32(0.0)
-                        row = r
-                    t = i
-                    while t < j and (e0 + t) & 3:
-                        s0, s1, s2, s3 = _add_lane(s0, s1, s2, s3, (e0 + t) & 3, valb[t] * x[posb[t] - base, 0])
-                        t += 1
-                    while t + 4 <= j:
-                        s0 += valb[t] * x[np.uint64(posb[t] - base), 0]
-                        s1 += valb[t + 1] * x[np.uint64(posb[t + 1] - base), 0]
-                        s2 += valb[t + 2] * x[np.uint64(posb[t + 2] - base), 0]
-                        s3 += valb[t + 3] * x[np.uint64(posb[t + 3] - base), 0]
-                        t += 4
-                    while t < j:
-                        s0, s1, s2, s3 = _add_lane(s0, s1, s2, s3, (e0 + t) & 3, valb[t] * x[posb[t] - base, 0])
-                        t += 1
-                else:
-                    for t in range(i, j):
-                        w = valb[t]
-                        col = posb[t] - base
-                        for n in range(n_):
-                            y[r, n] += w * x[col, n]
+                for t in range(i, j):
+                    w = valb[t]
+                    col = posb[t] - base
+                    for n in range(n_):
+                        y[r, n] += w * x[col, n]
                 i = j
             e0 += m
         if n_ == 1 and row >= 0:
@@ -1182,11 +1162,18 @@ def _decode_row_any(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev
 
 
 @njit(inline="always")
+def _zero_rows(ibits, row_entry, r0, r1, row_len, out):
+    """Zero rows ``r0 <= r < r1`` of ``out`` (in either layout, a contiguous run for whole register blocks)
+    unless every weight of them is stored (no index stream, an entry per weight)."""
+    if ibits or row_entry[r1] - row_entry[r0] != (r1 - r0) * row_len:
+        out[r0 * row_len:r1 * row_len] = 0.0
+
+
+@njit(inline="always")
 def _decode_row_block(blk, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, kr, out):
     """Rows ``blk*kr .. blk*kr + kr-1``: one contiguous block of ``out`` in either layout, zeroed (unless
     every weight is stored), then filled row by row."""
-    if ibits or row_entry[(blk + 1) * kr] - row_entry[blk * kr] != kr * row_len:  # else every weight is stored
-        out[blk * kr * row_len:(blk + 1) * kr * row_len] = 0.0
+    _zero_rows(ibits, row_entry, blk * kr, (blk + 1) * kr, row_len, out)
     for r in range(blk * kr, (blk + 1) * kr):
         _decode_row_any(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, kr, out)
 
@@ -1215,8 +1202,7 @@ def decode_rows_serial(codebook, cdata, cbits, rdata, ibits, row_entry, row_prev
 def decode_row_range(codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, r0, r1, out):
     """Rows ``r0 <= r < r1`` of :func:`decode_rows` (into their place in ``out``, flat rows x row_len),
     serial: a conv task decodes the rows it is about to multiply, so they are still in cache for its GEMM."""
-    if ibits or row_entry[r1] - row_entry[r0] != (r1 - r0) * row_len:  # else every weight is stored
-        out[r0 * row_len:r1 * row_len] = 0.0
+    _zero_rows(ibits, row_entry, r0, r1, row_len, out)
     for r in range(r0, r1):
         _decode_row_any(r, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, 1, out)
 
