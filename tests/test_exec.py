@@ -518,6 +518,58 @@ def test_multi_symbol_huffman_kernels_equal_fixed_width(code_bits, density, bloc
         np.testing.assert_allclose(y, dense.reshape(61, -1).astype(np.float64) @ x, rtol=RTOL, atol=1e-5)
 
 
+@pytest.mark.parametrize("table_bits", [4, 9])
+def test_read_lanes_short_ranges_and_partial_segments(table_bits, monkeypatch):
+    """read_lanes over ranges that start and end off the segment grid and hold 1 to 8 segments (chains
+    retire at different times; short ranges leave most chains empty): each chain's bytes are the
+    stream's symbols, and no byte outside the chains' runs and slack, or the scratch, is written."""
+    from sqsim.compress import compress
+    from sqsim.exec import cpu_kernels as K
+    from sqsim.exec import store
+    g = Graph([Layer("data", "input", shape=(200, 2, 2)),
+               Layer("fc", "fc", ("data",), out_channels=40, compression=Compression(0.5, 6, 4))], name="fcnet")
+    cm = compress(g, he_init(g, 7), huffman=True)
+    monkeypatch.setattr(store, "MULTI_TABLE_SHARE", 0)
+    monkeypatch.setattr(store, "MULTI_TABLE_BITS", (table_bits,))
+    sw = sparse_from_model(cm)["fc"]
+    cl = cm.layers["fc"]
+    seg = store.SEG_ENTRIES
+    for data, mt, table, segs, symbols, lengths in (
+            (sw.code_data, sw.code_mtable, sw.code_table, sw.seg_code_bit, cl.code_array(), cl.values.huffman_lengths),
+            (sw.rel_data, sw.rel_mtable, sw.rel_table, sw.seg_rel_bit, cl.index_array(), cl.index.huffman_lengths)):
+        assert mt[0] == table_bits
+        bits = np.concatenate([[0], np.cumsum(np.asarray(lengths, np.int64)[symbols])])
+        n = symbols.size
+        for e0 in (0, 5, seg - 1, seg + 100, 3 * seg + 17):
+            last = min((e0 // seg + K.LANES) * seg, n)
+            for t in sorted({min(e0 + 1, last), min(e0 + 2, last), min(e0 + 40, last), min(e0 + seg + 3, last),
+                             min(e0 + 3 * seg, last), last}):
+                buf = np.full(K._LANE_BUF, 255, np.uint8)
+                K.read_lanes(data, mt, table, segs, int(bits[e0]), e0, t, buf, np.empty(4 * K.LANES, np.int64))
+                touched = np.zeros(K._LANE_BUF, bool)
+                touched[K._SCRATCH:] = True
+                for p in range(K.LANES):
+                    i0, i1, off = K._segment(e0, t - e0, p)
+                    np.testing.assert_array_equal(buf[i0 + off:i1 + off], symbols[e0 + i0:e0 + i1])
+                    touched[i0 + off:i1 + off + (3 if i1 > i0 else 0)] = True
+                assert np.all(buf[~touched] == 255)
+
+
+def test_blocks_start_on_register_blocks():
+    """Row blocks start on multiples of ROW_ALIGN rows where the row count is one (a conv task then
+    decodes whole register blocks), else on any row; at most CPU_BLOCKS of them, none empty; the GPU's
+    blocks are single rows."""
+    from sqsim.exec import store
+    assert store.ROW_ALIGN == 8 and store.CPU_BLOCKS == 16
+    for rows, want in ((16, [0, 8, 16]), (96, list(range(0, 97, 8))), (256, list(range(0, 257, 16))),
+                       (20, [r * 20 // 16 for r in range(17)])):
+        sw = SparseWeights.from_symbols("w", (rows, 3), np.ones(2, np.float32), np.zeros(rows * 3, np.int64),
+                                        None, code_bits=1, index_bits=0)
+        assert sw.block_row.tolist() == want
+        np.testing.assert_array_equal(sw.to_dense().weight, np.ones((rows, 3), np.float32))
+    assert sw.reblocked(20).block_row.tolist() == list(range(21))
+
+
 @pytest.fixture(scope="module")
 def small_net():
     """SqueezeNet v1.1 at 35x35 input (every op of the real net, small enough for many runs) with every

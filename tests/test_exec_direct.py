@@ -301,3 +301,62 @@ def test_useful_tiles_are_exactly_those_holding_an_output(geometry, tile):
     r, c = (o // wq) % hq, o % wq
     valid = (o < n * hq * wq) & (r < p) & (c < q)
     assert kept == {t for t in range(ntiles) if valid[t * tile:(t + 1) * tile].any()}
+
+
+CHANNEL_SPLIT_CONVS = [  # (C, H, W), out, kernel, stride, pad, groups: inputs that fit in L2 at batch 1
+    ((16, 15, 15), 64, (3, 3), (1, 1), (1, 1), 1),     # a fire expand3x3 in small
+    ((24, 9, 11), 64, (1, 1), (1, 1), (0, 0), 1),      # 1x1: input in place, partial last tile
+    ((16, 12, 12), 64, (3, 3), (1, 1), (1, 1), 2),     # grouped
+    ((3, 37, 37), 32, (7, 7), (2, 2), (0, 0), 1),      # stride phases
+    ((320, 9, 9), 32, (3, 3), (1, 1), (1, 1), 1),      # the blocked reduction
+    ((64, 13, 13), 96, (3, 3), (1, 1), (1, 1), 1),     # enough entries for Huffman tasks
+]
+
+
+@pytest.mark.parametrize("form", ["dense", "pq", "pqh"])
+@pytest.mark.parametrize("shape, out, kernel_hw, stride, pad, groups", CHANNEL_SPLIT_CONVS)
+def test_direct_conv_split_by_channels(shape, out, kernel_hw, stride, pad, groups, form, monkeypatch):
+    """A direct conv whose input fits in L2 splits its output channels among the tasks, and a compressed
+    layer decodes task by task (fixed-width rows; Huffman runs of row blocks where the layer has enough
+    entries): bit-identical to the same conv split by positions (and decoded whole first), which the
+    float64 reference checks."""
+    import numba
+    from sqsim.compress import compress
+    from sqsim.exec import cpu, cpu_kernels
+    from sqsim.exec.store import sparse_from_model
+    from sqsim.ir import Compression
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs 2 Numba threads")
+    if kernel() is None:
+        pytest.skip("no direct-conv kernel on this CPU")
+    layer = Layer("conv", "conv2d", out_channels=out, kernel=kernel_hw, stride=stride, pad=pad, groups=groups,
+                  compression=Compression(0.4, 6, 4))
+    g, w = single(layer, shape)
+    model = w if form == "dense" else compress(g, w, huffman=form == "pqh")
+    x = rand((1,) + shape, seed=4)
+    calls = {"rows": 0, "blocks": 0, "plain": 0, "tasks": []}
+    for name in ("rows", "blocks"):
+        real_k = getattr(cpu_kernels, f"run_direct_{name}")
+        monkeypatch.setattr(cpu_kernels, f"run_direct_{name}",
+                            lambda *a, _n=name, _r=real_k: calls.__setitem__(_n, calls[_n] + 1) or _r(*a))
+    real_tasks = CpuBackend._channel_tasks
+    monkeypatch.setattr(CpuBackend, "_channel_tasks",
+                        lambda self, *a: calls["tasks"].append(real_tasks(self, *a)) or calls["tasks"][-1])
+    ex = Executor(g, model, threads=2)
+    y = ex.run(x)["conv"]
+    assert calls["tasks"] and calls["tasks"][-1] is not None  # split by channels
+    per_task = {"dense": None, "pq": "rows", "pqh": "blocks"}[form]
+    if form == "pqh" and sparse_from_model(model)["conv"].n_entries < 4 * cpu_kernels.HUFFMAN_TASK_ENTRIES:
+        per_task = None  # too few entries: decoded whole, before
+    for name in ("rows", "blocks"):
+        assert calls[name] == (1 if name == per_task else 0)
+    monkeypatch.setattr(cpu, "IN_CHUNK_ELEMENTS", 0)  # no input fits: split by positions
+    calls["tasks"].clear()
+    y_pos = Executor(g, model, threads=2).run(x)["conv"]
+    assert not calls["tasks"]
+    np.testing.assert_array_equal(y, y_pos)
+    if form != "dense":
+        np.testing.assert_array_equal(y, Executor(g, model.decode(), threads=2).run(x)["conv"])
+    weight = model.decode()["conv"].weight if form != "dense" else w["conv"].weight
+    ref = ref_conv(x, weight, w["conv"].bias, stride, pad, groups)
+    np.testing.assert_allclose(y, ref, rtol=RTOL, atol=RTOL * np.abs(ref).max())

@@ -369,10 +369,22 @@ class CpuBackend:
         sh, sw = layer.stride
         g = layer.groups
         cg, kg = c // g, k // g
-        packed = self._packed_weights(layer, w2d)
         tile, kr, nv = kern.tile, kern.kr, kern.nv
         nkb = kg // kr
         hq, wq, ntiles, src_elements, part_elements = self._direct_layout(layer, c, n, h, w, k)
+        # Where the whole input fits in L2 the tasks split the output channels (each reads the input, and
+        # each weight is read by one thread), and a compressed layer is decoded task by task where its
+        # streams allow (each task decodes its rows, then multiplies them while they are in its cache).
+        units = None
+        if cg * sh * sw * ntiles * tile <= IN_CHUNK_ELEMENTS:
+            units = self._channel_tasks(w2d[0] if isinstance(w2d, tuple) else None, g, kg, kr)
+        sparse = w2d[0] if units is not None and units[0][3] < units[0][4] else None  # decoded per task
+        if sparse is not None:
+            buf = w2d[1]
+            blocks = buf.reshape(-1)[: k * cg * kh * kw].reshape(k // kr, cg * kh * kw, kr)
+            packed = [blocks[i * nkb:(i + 1) * nkb] for i in range(g)]
+        else:
+            packed = self._packed_weights(layer, w2d)
         pointwise = self._pointwise(layer)
         # positions (i, r, c) -> outputs; a 1x1 conv's are one plane mapped to itself
         geometry = (1, 1, wq, 1, wq) if pointwise else (n, hq, wq, p, q)
@@ -400,14 +412,20 @@ class CpuBackend:
             K.pad_phases(x, *layer.pad, sh, sw, hq, wq, src)
             src_addr = src.ctypes.data
         # At least about four tasks per thread; a chunk's input (cg*sh*sw phases of per*tile positions)
-        # stays in L2 while each block of KR output channels reads it.
-        per = max(1, min(IN_CHUNK_ELEMENTS // (cg * sh * sw * tile), -(-ntiles // (4 * self.threads))))
+        # stays in L2 while each block of KR output channels reads it.  Split by channels, a task runs
+        # its blocks over every chunk.
+        per = max(1, IN_CHUNK_ELEMENTS // (cg * sh * sw * tile))
+        if units is None:
+            per = min(per, -(-ntiles // (4 * self.threads)))
         chunks = [(t0, min(t1, t0 + per)) for a, t1 in self._useful_tiles(geometry, tile)
                   for t0 in range(a, t1, per)]
-        parts = max(1, min(nkb, -(-2 * self.threads // (len(chunks) * g))))
-        kper = -(-nkb // parts)
-        tasks = [(i, t0, t1, k0, min(nkb, k0 + kper)) for i in range(g) for (t0, t1) in chunks
-                 for k0 in range(0, nkb, kper)]
+        if units is None:
+            parts = max(1, min(nkb, -(-2 * self.threads // (len(chunks) * g))))
+            kper = -(-nkb // parts)
+            tasks = [(i, t0, t1, k0, min(nkb, k0 + kper)) for i in range(g) for (t0, t1) in chunks
+                     for k0 in range(0, nkb, kper)]
+        else:
+            tasks = [(i, t0, t1, k0, k1) for i, k0, k1, _, _ in units for (t0, t1) in chunks]
         # Every kernel call as a row of integers (addresses in bytes, float32 items), run in parallel by
         # a Numba loop (cpu_kernels.run_direct): no Python in the tasks, no GIL between them.
         item = 4
@@ -424,16 +442,61 @@ class CpuBackend:
                     k1 - k0, count, taps, b_addr + r0 * item, int(relu),
                     vdst_addr + t0 * nv * NSEG * 8, vmask_addr + t0 * nv * NSEG * 4)
         calls = []
-        for i, t0, t1, k0, k1 in tasks:
+        task_call = [0]
+        for j, (i, t0, t1, k0, k1) in enumerate(tasks):
             stop = min(t1, full)
             if stop > t0:
                 calls.append(call(i, k0, k1, t0, stop - t0,
                                   src_addr + (i * cg * sh * sw * plane + t0 * tile) * item, xoff_addr))
             if t1 > full:  # the last tile of a 1x1 conv, from its zero-padded copy
                 calls.append(call(i, k0, k1, full, 1, tail_addr + i * cg * tile * item, tail_xoff_addr))
-        with numba.parallel_chunksize(1):  # rows taken one at a time: faster threads take more
-            K.run_direct(kern.address(blocked=part_elements > 0), np.array(calls, np.int64),
-                         work.ctypes.data + src_elements * item, part_elements * item)
+            if units is not None and (j + 1) % len(chunks) == 0:  # a channel task's last chunk
+                task_call.append(len(calls))
+        addr, calls = kern.address(blocked=part_elements > 0), np.array(calls, np.int64)
+        part, part_bytes = work.ctypes.data + src_elements * item, part_elements * item
+        with numba.parallel_chunksize(1):  # rows (tasks) taken one at a time: faster threads take more
+            if sparse is None:  # one kernel call a row
+                K.run_direct(addr, calls, part, part_bytes)
+                return
+            task_call = np.array(task_call, np.int64)
+            unit = np.array([u[3:] for u in units], np.int64)
+            flat = buf.reshape(-1)
+            if sparse.row_entry is not None:
+                K.run_direct_rows(addr, calls, task_call, unit, part, part_bytes, *sparse.row_kernel_args(), kr,
+                                  flat)
+            else:
+                K.run_direct_blocks(addr, calls, task_call, unit, part, part_bytes, *sparse.kernel_args(),
+                                    *sparse.huffman_args(), kr, flat)
+
+    def _channel_tasks(self, sw: SparseWeights | None, g: int, kg: int, kr: int):
+        """The tasks of a direct conv split by output channels: ``(group, k0, k1, u0, u1)``, blocks ``k0 <=
+        kb < k1`` of ``kr`` output channels of the group, about two tasks per thread, or None for fewer
+        than two a thread (the layer then splits its positions).  A compressed layer ``sw`` decoded task by
+        task decodes rows ``u0 <= r < u1`` (fixed-width streams, row pointers) or row blocks ``u0 <= b <
+        u1`` (Huffman streams, in runs of at least ``HUFFMAN_TASK_ENTRIES`` entries, whose blocks and
+        groups start on register blocks: store.ROW_ALIGN); else ``u0 = u1 = 0``."""
+        nkb = kg // kr
+        per = max(1, -(-nkb // (2 * self.threads)))
+        units = [(i, k0, min(nkb, k0 + per), 0, 0) for i in range(g) for k0 in range(0, nkb, per)]
+        if len(units) < 2 * self.threads:
+            return None
+        if sw is None:
+            return units
+        if sw.row_entry is not None:
+            return [(i, k0, k1, i * kg + k0 * kr, i * kg + k1 * kr) for i, k0, k1, _, _ in units]
+        rows = sw.block_row
+        starts = np.searchsorted(rows, np.arange(g + 1) * kg)
+        if sw.n_entries < 2 * self.threads * K.HUFFMAN_TASK_ENTRIES or np.any(rows % kr) or \
+                np.any(rows[np.minimum(starts, rows.size - 1)] != np.arange(g + 1) * kg):
+            return units  # decoded before, all at once
+        blocked = []
+        for i in range(g):
+            nb = int(starts[i + 1] - starts[i])
+            per = max(1, -(-nb // (2 * self.threads)))
+            for b0 in range(int(starts[i]), int(starts[i + 1]), per):
+                b1 = min(int(starts[i + 1]), b0 + per)
+                blocked.append((i, (int(rows[b0]) - i * kg) // kr, (int(rows[b1]) - i * kg) // kr, b0, b1))
+        return blocked if len(blocked) >= 2 * self.threads else units
 
     def _conv_by_channels(self, layer, x, out, w2d, b, act, relu, cols_buf) -> None:
         """A conv with few output positions (batch 1, late layers): the column matrix is built once (rows

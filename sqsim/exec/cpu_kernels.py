@@ -219,9 +219,16 @@ def run_direct(addr, calls, part, part_bytes):
     integers: weights, input, offsets, output, ldy, nkb, ntiles, taps, bias, relu, vdst, vmask),
     the rows in parallel; each thread's partial sums (the blocked form) at ``part + tid*part_bytes``."""
     for i in prange(calls.shape[0]):
+        _direct_rows(addr, calls, i, i + 1, part + numba.get_thread_id() * part_bytes)
+
+
+@njit(inline="always")
+def _direct_rows(addr, calls, i0, i1, part):
+    """Rows ``i0 <= i < i1`` of :func:`run_direct`'s calls, one after another on this thread."""
+    for i in range(i0, i1):
         row = calls[i]
         a = (row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10], row[11])
-        _call_direct(addr, a, part + numba.get_thread_id() * part_bytes)
+        _call_direct(addr, a, part)
 
 
 @njit(**_OPTS)
@@ -519,7 +526,10 @@ def scan_checkpoints(cdata, ctable, cvals, rdata, rtable, n_entries, n_weights, 
 _GAP = 4  # slack after each segment's symbols in read_lanes' buffers: a lookup writes up to 3 bytes past it
 LANES = 8  # segments of a stream read_lanes decodes at once (chains): 4 ran 1.3x slower, 16 no faster
 _CHUNK = LANES * SEG_ENTRIES  # entries the kernels below decode at a time (into small buffers, then used)
-_LANE_BUF = _CHUNK + LANES * _GAP  # the uint8 buffers read_lanes writes (segments with gaps between them)
+HUFFMAN_TASK_ENTRIES = _CHUNK  # the fewest entries a conv task decodes from Huffman streams (cpu.py)
+_MIN_LIVE = 4  # read_lanes runs its rounds while this many chains are live, the rest repeating one of them
+_SCRATCH = _CHUNK + LANES * _GAP  # where read_lanes' retired chains write (SEG_ENTRIES + 4 bytes at most)
+_LANE_BUF = _SCRATCH + SEG_ENTRIES + 8  # the uint8 buffers read_lanes writes (segments with gaps, scratch)
 
 
 @njit(**_OPTS)
@@ -651,28 +661,55 @@ def _lane_start(seg, bitpos, e0, m, p):
 
 
 @njit(**_OPTS)
-def read_lanes(data, mt, table, seg, bitpos, e0, t, buf):
+def read_lanes(data, mt, table, seg, bitpos, e0, t, buf, st):
     """Symbols ``e0 .. t-1`` of a Huffman stream (``bitpos`` the bit of entry ``e0``; ``t`` at most the
-    ``LANES``-th segment checkpoint after ``e0``) into ``buf`` (uint8), as ``LANES`` independent chains:
-    chain p reads segment p, entries ``[s_p, s_p+1)`` (``s_0 = e0``, ``s_p`` the p-th checkpoint after
-    it, its bit offset from ``seg``), into ``buf[s_p - e0 + p*_GAP:]``, and may write 3 bytes past them.
+    ``LANES``-th segment checkpoint after ``e0``) into ``buf`` (uint8, ``_LANE_BUF`` bytes), as ``LANES``
+    independent chains: chain p reads segment p, entries ``[s_p, s_p+1)`` (``s_0 = e0``, ``s_p`` the p-th
+    checkpoint after it, its bit offset from ``seg``), into ``buf[s_p - e0 + p*_GAP:]``, and may write 3
+    bytes past them.  ``st``: room for the chains' state (``4 * LANES`` int64, the caller's, reused).
 
-    The loop runs in rounds of ``q`` steps, ``q`` a third of the fewest symbols any chain still lacks
-    (a step reads 1 to 3), so the steps need no end tests; each chain's rest is read on its own.
+    The loop runs in rounds of ``q`` steps, ``q`` a third of the fewest symbols any live chain still lacks
+    (a step reads 1 to 3), so the steps need no end tests.  A chain with fewer than 3 symbols left reads
+    them on its own and retires; until all have, a retired chain repeats a live one's lookups into the
+    scratch bytes at ``buf[_SCRATCH:]`` (in bounds: the live one's), so the short first and last segments
+    of a range, and chunks of fewer than ``LANES`` segments, keep the other chains interleaved.
     ``ent & 48`` is an entry's symbol count (bits 4-5), 0 for a code longer than the window."""
     w = np.int64(mt[0])
     mask = (np.int64(1) << w) - 1
     m = t - e0
-    b0, k0, end0 = _lane_start(seg, bitpos, e0, m, 0)
-    b1, k1, end1 = _lane_start(seg, bitpos, e0, m, 1)
-    b2, k2, end2 = _lane_start(seg, bitpos, e0, m, 2)
-    b3, k3, end3 = _lane_start(seg, bitpos, e0, m, 3)
-    b4, k4, end4 = _lane_start(seg, bitpos, e0, m, 4)
-    b5, k5, end5 = _lane_start(seg, bitpos, e0, m, 5)
-    b6, k6, end6 = _lane_start(seg, bitpos, e0, m, 6)
-    b7, k7, end7 = _lane_start(seg, bitpos, e0, m, 7)
-    q = min((end0 - k0, end1 - k1, end2 - k2, end3 - k3, end4 - k4, end5 - k5, end6 - k6, end7 - k7)) // 3
-    while q > 0:
+    bs = st[:LANES]
+    ks = st[LANES:2 * LANES]
+    ends = st[2 * LANES:3 * LANES]
+    live = st[3 * LANES:]
+    for p in range(LANES):
+        bs[p], ks[p], ends[p] = _lane_start(seg, bitpos, e0, m, p)
+        live[p] = 1
+    while True:
+        q = np.int64(SEG_ENTRIES)
+        j = -1
+        n_live = 0
+        for p in range(LANES):
+            if live[p]:
+                left = ends[p] - ks[p]
+                if left < 3:  # its last symbols on its own
+                    read_multi(data, mt, table, bs[p], left, buf, ks[p])
+                    live[p] = 0
+                else:
+                    n_live += 1
+                    if j < 0 or left // 3 < q:
+                        q = left // 3
+                        j = p
+        if n_live < _MIN_LIVE:  # too few to be worth the repeated lookups: each on its own
+            for p in range(LANES):
+                if live[p]:
+                    read_multi(data, mt, table, bs[p], ends[p] - ks[p], buf, ks[p])
+            return
+        for p in range(LANES):
+            if not live[p]:  # repeat chain j into the scratch bytes
+                bs[p] = bs[j]
+                ks[p] = _SCRATCH
+        b0, b1, b2, b3, b4, b5, b6, b7 = bs[0], bs[1], bs[2], bs[3], bs[4], bs[5], bs[6], bs[7]
+        k0, k1, k2, k3, k4, k5, k6, k7 = ks[0], ks[1], ks[2], ks[3], ks[4], ks[5], ks[6], ks[7]
         for _ in range(q):
             ent = np.int64(mt[np.uint64(1 + (((_load_be64(data, b0 >> 3) << (b0 & 7)) >> (64 - w)) & mask))])
             if ent & 48:
@@ -746,20 +783,13 @@ def read_lanes(data, mt, table, seg, bitpos, e0, t, buf):
                 sym, b7 = read_symbol_jit(data, b7, table)
                 buf[np.uint64(k7)] = sym
                 k7 += 1
-        q = min((end0 - k0, end1 - k1, end2 - k2, end3 - k3, end4 - k4, end5 - k5, end6 - k6, end7 - k7)) // 3
-    read_multi(data, mt, table, b0, end0 - k0, buf, k0)
-    read_multi(data, mt, table, b1, end1 - k1, buf, k1)
-    read_multi(data, mt, table, b2, end2 - k2, buf, k2)
-    read_multi(data, mt, table, b3, end3 - k3, buf, k3)
-    read_multi(data, mt, table, b4, end4 - k4, buf, k4)
-    read_multi(data, mt, table, b5, end5 - k5, buf, k5)
-    read_multi(data, mt, table, b6, end6 - k6, buf, k6)
-    read_multi(data, mt, table, b7, end7 - k7, buf, k7)
+        bs[0], bs[1], bs[2], bs[3], bs[4], bs[5], bs[6], bs[7] = b0, b1, b2, b3, b4, b5, b6, b7
+        ks[0], ks[1], ks[2], ks[3], ks[4], ks[5], ks[6], ks[7] = k0, k1, k2, k3, k4, k5, k6, k7
 
 
 @njit(inline="always")
 def _next_chunk(rdata, rtable, rmt, rseg, rb, cdata, ctable, cmt, cseg, cb, cvals, e0, e_end, rout, cout,
-                rb8, cb8):
+                rb8, cb8, st):
     """Read the next chunk of a range of entries from ``e0`` (at bit positions ``rb``, ``cb``); returns
     ``(m, rb, cb)``: its size and the bit positions at ``e0 + m``.
 
@@ -770,9 +800,9 @@ def _next_chunk(rdata, rtable, rmt, rseg, rb, cdata, ctable, cmt, cseg, cb, cval
     ``rout``/``cout``."""
     if cmt.size:
         t = min((e0 // SEG_ENTRIES + LANES) * SEG_ENTRIES, e_end)  # the LANES-th checkpoint after e0
-        read_lanes(cdata, cmt, ctable, cseg, cb, e0, t, cb8)
+        read_lanes(cdata, cmt, ctable, cseg, cb, e0, t, cb8, st)
         if rmt.size:
-            read_lanes(rdata, rmt, rtable, rseg, rb, e0, t, rb8)
+            read_lanes(rdata, rmt, rtable, rseg, rb, e0, t, rb8, st)
         if t < e_end:  # t is a checkpoint
             cb = np.int64(cseg[t // SEG_ENTRIES])
             if rmt.size:
@@ -819,18 +849,37 @@ def _all_stored(rtable, entries, weights):
 
 
 @njit(inline="always")
+def _rows_whole(block_row, b0, b1, kr):
+    """Whether the rows of blocks ``b0 .. b1-1`` are whole blocks of ``kr`` rows (store.py aligns block
+    boundaries to ROW_ALIGN rows where a layer's rows allow), so a range decodes and zeroes on its own."""
+    return block_row[b0] % kr == 0 and block_row[b1] % kr == 0
+
+
+@njit(inline="always")
+def _blocks_whole(block_row, kr):
+    """Whether every block boundary falls on a block of ``kr`` rows (:func:`_rows_whole`)."""
+    for b in range(block_row.size):
+        if block_row[b] % kr:
+            return False
+    return True
+
+
+@njit(inline="always")
 def _decode_range(b0, b1, codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev,
                   block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, kr, out):
     """Decode blocks ``b0 <= b < b1`` (consecutive blocks: one run of entries from block b0's checkpoint)
-    in the layout of :func:`_layout_index` (``kr`` 1: zeroing the blocks' rows first, unless every weight
-    is stored; else ``out`` is zeroed by the caller: a block of ``kr`` rows may span two ranges)."""
+    in the layout of :func:`_layout_index`, zeroing their rows first (unless every weight is stored) when
+    those form whole blocks of ``kr`` rows, one contiguous run of ``out`` (always for ``kr`` 1); else
+    ``out`` is zeroed by the caller (:func:`_rows_whole`)."""
     w0, w1 = block_row[b0] * row_len, block_row[b1] * row_len
-    if kr == 1 and not _all_stored(rtable, block_entry[b1] - block_entry[b0], w1 - w0):
+    if _rows_whole(block_row, b0, b1, kr) and not _all_stored(rtable, block_entry[b1] - block_entry[b0], w1 - w0):
         out[w0:w1] = 0.0
-    relb = np.empty(_CHUNK, np.int64)
-    codeb = np.empty(_CHUNK, np.int64)
-    rb8 = np.zeros(_LANE_BUF, np.uint8)  # stays zero for a layer without an index stream
-    cb8 = np.empty(_LANE_BUF, np.uint8)
+    n = 0 if cmt.size else _CHUNK  # symbol by symbol: int64 buffers; else read_lanes' byte buffers
+    relb = np.empty(n, np.int64)
+    codeb = np.empty(n, np.int64)
+    rb8 = np.zeros(_LANE_BUF - n, np.uint8)  # stays zero for a layer without an index stream
+    cb8 = np.empty(_LANE_BUF - n, np.uint8)
+    st = np.empty(4 * LANES, np.int64)
     pos = block_prev[b0]
     cb = block_cbit[b0]
     rb = block_rbit[b0]
@@ -841,7 +890,7 @@ def _decode_range(b0, b1, codebook, cdata, ctable, cvals, rdata, rtable, block_r
     start = _layout_index(r, 0, row_len, kr)
     while e0 < e_end:
         m, rb, cb = _next_chunk(rdata, rtable, rmt, rseg, rb, cdata, ctable, cmt, cseg, cb, cvals, e0, e_end, relb,
-                                codeb, rb8, cb8)
+                                codeb, rb8, cb8, st)
         if cmt.size:  # the lane buffers, segment by segment
             for p in range(LANES):
                 i0, i1, off = _segment(e0, m, p)
@@ -894,7 +943,7 @@ def decode_blocks(codebook, cdata, ctable, cvals, rdata, rtable, block_row, bloc
     nb = block_row.size - 1
     tasks = max(1, min(nb, tasks))
     n = block_row[nb] * row_len
-    if kr != 1 and not _all_stored(rtable, block_entry[nb], n):
+    if not _blocks_whole(block_row, kr) and not _all_stored(rtable, block_entry[nb], n):
         for t in prange(tasks):
             out[t * n // tasks:(t + 1) * n // tasks] = 0.0
     for t in prange(tasks):
@@ -909,7 +958,7 @@ def decode_blocks_serial(codebook, cdata, ctable, cvals, rdata, rtable, block_ro
     """:func:`decode_blocks` on one thread, all blocks as one run (small layers, where starting threads
     costs more)."""
     nb = block_row.size - 1
-    if kr != 1 and not _all_stored(rtable, block_entry[nb], block_row[nb] * row_len):
+    if not _blocks_whole(block_row, kr) and not _all_stored(rtable, block_entry[nb], block_row[nb] * row_len):
         out[:block_row[nb] * row_len] = 0.0
     _decode_range(0, nb, codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev,
                   block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, kr, out)
@@ -922,6 +971,20 @@ def decode_block_range(codebook, cdata, ctable, cvals, rdata, rtable, block_row,
     serial: a conv task decodes the rows it is about to multiply, so they are still in cache for its GEMM."""
     _decode_range(b0, b1, codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev,
                   block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, 1, out)
+
+
+@njit(parallel=True, **_OPTS)
+def run_direct_blocks(addr, calls, task_call, task_block, part, part_bytes, codebook, cdata, ctable, cvals, rdata,
+                      rtable, block_row, block_entry, block_prev, block_cbit, block_rbit, row_len, rmt, cmt, rseg,
+                      cseg, kr, out):
+    """:func:`run_direct` on a layer decoded task by task: task t decodes row blocks ``task_block[t, 0] <= b <
+    task_block[t, 1]`` (whole blocks of ``kr`` rows: :func:`_rows_whole`) into ``out``, the kernel's
+    blocked weights, then runs calls ``task_call[t] .. task_call[t+1]-1``, which read only those rows.
+    Each weight is decoded and then read on one core, while still in its cache, in one parallel loop."""
+    for t in prange(task_block.shape[0]):
+        _decode_range(task_block[t, 0], task_block[t, 1], codebook, cdata, ctable, cvals, rdata, rtable, block_row,
+                      block_entry, block_prev, block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, kr, out)
+        _direct_rows(addr, calls, task_call[t], task_call[t + 1], part + numba.get_thread_id() * part_bytes)
 
 
 @njit(inline="always")
@@ -1027,6 +1090,7 @@ def sparse_matmul(codebook, cdata, ctable, cvals, rdata, rtable, block_row, bloc
         valb = np.empty(_CHUNK, np.float32)
         rb8 = np.zeros(_LANE_BUF, np.uint8)  # stays zero for a layer without an index stream
         cb8 = np.empty(_LANE_BUF, np.uint8)
+        st = np.empty(4 * LANES, np.int64)
         s0 = s1 = s2 = s3 = np.float32(0.0)
         row = np.int64(-1)
         pos = block_prev[b]
@@ -1037,7 +1101,7 @@ def sparse_matmul(codebook, cdata, ctable, cvals, rdata, rtable, block_row, bloc
         base = np.int64(-(1 << 62))  # the first position of the row being summed (none yet)
         while e0 < e_end:
             m, rb, cb = _next_chunk(rdata, rtable, rmt, rseg, rb, cdata, ctable, cmt, cseg, cb, cvals, e0, e_end,
-                                    posb, codeb, rb8, cb8)
+                                    posb, codeb, rb8, cb8, st)
             if n_ == 1:  # each entry multiplied as it is placed
                 if cmt.size:  # from the lane buffers, segment by segment
                     for p in range(LANES):
@@ -1189,6 +1253,17 @@ def decode_rows(codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_l
     ``codebook[e]``, per-entry values); ``ibits`` 0: every relative index is 0 (REFERENCE.md section 3)."""
     for blk in prange((row_entry.size - 1) // kr):
         _decode_row_block(blk, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, kr, out)
+
+
+@njit(parallel=True, **_OPTS)
+def run_direct_rows(addr, calls, task_call, task_row, part, part_bytes, codebook, cdata, cbits, rdata, ibits,
+                    row_entry, row_prev, row_len, kr, out):
+    """:func:`run_direct_blocks` for a layer of fixed-width streams: task t decodes rows ``task_row[t, 0] <=
+    r < task_row[t, 1]`` (whole blocks of ``kr`` rows) into ``out``, then runs its calls."""
+    for t in prange(task_row.shape[0]):
+        for blk in range(task_row[t, 0] // kr, task_row[t, 1] // kr):
+            _decode_row_block(blk, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, kr, out)
+        _direct_rows(addr, calls, task_call[t], task_call[t + 1], part + numba.get_thread_id() * part_bytes)
 
 
 @njit(**_OPTS)

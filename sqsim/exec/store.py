@@ -36,6 +36,10 @@ from ..weights import check_layer_names
 STREAM_PAD = 8  # zero bytes after each stream: the kernels read up to 8 bytes at a time
 ABSENT = np.zeros(3, np.int32)  # the table of an absent stream: T1 = T2 = 0, one entry "symbol 0, 0 bits"
 CPU_BLOCKS = 16
+# Block boundaries fall on multiples of this many rows where a layer's rows allow: whole register blocks
+# of the direct-conv kernel (4 or 8 rows), so a conv task decodes its blocks in the kernel's layout
+# on its own, zeroing them first (cpu_kernels.run_direct_blocks).
+ROW_ALIGN = 8
 SERIAL_DECODE_ENTRIES = 1 << 12
 
 
@@ -208,7 +212,8 @@ class SparseWeights:
     n_entries : int
         Stored entries (kept weights plus fillers).
     block_row : ndarray of int64 (blocks + 1)
-        First row of each block, and the row count.
+        First row of each block, and the row count: at most ``blocks`` blocks of about equal rows, on
+        multiples of ``ROW_ALIGN`` rows where the row count is one (then ``min(blocks, rows / ROW_ALIGN)``).
     block_entry, block_prev, block_code_bit, block_rel_bit : ndarray of int64
         Checkpoint of each block: first entry (and the end), position before it, stream bit offsets.
     bias : ndarray of float32 or None
@@ -316,7 +321,8 @@ class SparseWeights:
 
     @classmethod
     def _build(cls, name, weight_shape, codebook, code_data, code_table, code_bits, rel_data, rel_table,
-               index_bits, n_entries, bias, blocks, source=None, max_code=0, huffman=False, mtables=None):
+               index_bits, n_entries, bias, blocks, source=None, max_code=0, huffman=False, mtables=None,
+               align=ROW_ALIGN):
         from . import cpu_kernels as K
         where = source or f"layer {name!r}"
         shape = tuple(int(s) for s in weight_shape)
@@ -333,8 +339,9 @@ class SparseWeights:
             bias = np.ascontiguousarray(bias, dtype=np.float32).ravel()
             if bias.shape != (rows,):
                 raise FormatError(f"{where}: bias has {bias.size} values; expected {rows}")
-        nb = max(1, min(int(blocks), rows))
-        block_row = (np.arange(nb + 1, dtype=np.int64) * rows) // nb
+        step = align if rows % align == 0 else 1
+        nb = max(1, min(int(blocks), rows // step))
+        block_row = (np.arange(nb + 1, dtype=np.int64) * (rows // step)) // nb * step
         block_entry = np.zeros(nb + 1, np.int64)
         block_prev, block_cbit, block_rbit = (np.zeros(nb, np.int64) for _ in range(3))
         seg_r = seg_c = EMPTY_I32
@@ -364,12 +371,14 @@ class SparseWeights:
                    int(index_bits), int(n_entries), block_row, block_entry, block_prev, block_cbit, block_rbit,
                    bias, bool(huffman), row_entry, row_prev, rel_mt, code_mt, seg_r, seg_c)
 
-    def reblocked(self, blocks: int) -> "SparseWeights":
-        """The same layer with checkpoints for ``blocks`` row blocks (the GPU wants one per row)."""
+    def reblocked(self, blocks: int, align: int = 1) -> "SparseWeights":
+        """The same layer with checkpoints for ``blocks`` row blocks, on multiples of ``align`` rows where
+        the rows allow (the GPU wants one per row)."""
         return SparseWeights._build(self.name, self.weight_shape, self.codebook, self.code_data, self.code_table,
                                     self.code_bits, self.rel_data, self.rel_table, self.index_bits, self.n_entries,
                                     self.bias, blocks, huffman=self.huffman,
-                                    mtables=(self.rel_mtable, self.code_mtable) if self.code_mtable.size else None)
+                                    mtables=(self.rel_mtable, self.code_mtable) if self.code_mtable.size else None,
+                                    align=align)
 
     # --- properties ---------------------------------------------------------------------------------
     @property
