@@ -313,13 +313,15 @@ CHANNEL_SPLIT_CONVS = [  # (C, H, W), out, kernel, stride, pad, groups: inputs t
 ]
 
 
+@pytest.mark.parametrize("width", ["host", "avx2"])
 @pytest.mark.parametrize("form", ["dense", "pq", "pqh"])
 @pytest.mark.parametrize("shape, out, kernel_hw, stride, pad, groups", CHANNEL_SPLIT_CONVS)
-def test_direct_conv_split_by_channels(shape, out, kernel_hw, stride, pad, groups, form, monkeypatch):
+def test_direct_conv_split_by_channels(shape, out, kernel_hw, stride, pad, groups, form, width, avx2_kernel,
+                                       monkeypatch):
     """A direct conv whose input fits in L2 splits its output channels among the tasks, and a compressed
     layer decodes task by task (fixed-width rows; Huffman runs of row blocks where the layer has enough
-    entries): bit-identical to the same conv split by positions (and decoded whole first), which the
-    float64 reference checks."""
+    entries), in both register blocks (8 and 4 rows): bit-identical to the same conv split by positions
+    (and decoded whole first), which the float64 reference checks."""
     import numba
     from sqsim.compress import compress
     from sqsim.exec import cpu, cpu_kernels
@@ -342,8 +344,12 @@ def test_direct_conv_split_by_channels(shape, out, kernel_hw, stride, pad, group
     real_tasks = CpuBackend._channel_tasks
     monkeypatch.setattr(CpuBackend, "_channel_tasks",
                         lambda self, *a: calls["tasks"].append(real_tasks(self, *a)) or calls["tasks"][-1])
-    ex = Executor(g, model, threads=2)
-    y = ex.run(x)["conv"]
+    def executor(m):
+        ex = Executor(g, m, threads=2)
+        if width == "avx2":
+            ex.backend._direct = avx2_kernel
+        return ex
+    y = executor(model).run(x)["conv"]
     assert calls["tasks"] and calls["tasks"][-1] is not None  # split by channels
     per_task = {"dense": None, "pq": "rows", "pqh": "blocks"}[form]
     if form == "pqh" and sparse_from_model(model)["conv"].n_entries < 4 * cpu_kernels.HUFFMAN_TASK_ENTRIES:
@@ -352,11 +358,11 @@ def test_direct_conv_split_by_channels(shape, out, kernel_hw, stride, pad, group
         assert calls[name] == (1 if name == per_task else 0)
     monkeypatch.setattr(cpu, "IN_CHUNK_ELEMENTS", 0)  # no input fits: split by positions
     calls["tasks"].clear()
-    y_pos = Executor(g, model, threads=2).run(x)["conv"]
+    y_pos = executor(model).run(x)["conv"]
     assert not calls["tasks"]
     np.testing.assert_array_equal(y, y_pos)
     if form != "dense":
-        np.testing.assert_array_equal(y, Executor(g, model.decode(), threads=2).run(x)["conv"])
+        np.testing.assert_array_equal(y, executor(model.decode()).run(x)["conv"])
     weight = model.decode()["conv"].weight if form != "dense" else w["conv"].weight
     ref = ref_conv(x, weight, w["conv"].bias, stride, pad, groups)
     np.testing.assert_allclose(y, ref, rtol=RTOL, atol=RTOL * np.abs(ref).max())

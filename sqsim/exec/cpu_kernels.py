@@ -526,8 +526,14 @@ def scan_checkpoints(cdata, ctable, cvals, rdata, rtable, n_entries, n_weights, 
 _GAP = 4  # slack after each segment's symbols in read_lanes' buffers: a lookup writes up to 3 bytes past it
 LANES = 8  # segments of a stream read_lanes decodes at once (chains): 4 ran 1.3x slower, 16 no faster
 _CHUNK = LANES * SEG_ENTRIES  # entries the kernels below decode at a time (into small buffers, then used)
-HUFFMAN_TASK_ENTRIES = _CHUNK  # the fewest entries a conv task decodes from Huffman streams (cpu.py)
-_MIN_LIVE = 4  # read_lanes runs its rounds while this many chains are live, the rest repeating one of them
+# Huffman entries a conv task decodes at least, on average (cpu.py): a layer with fewer entries than
+# this per task decodes whole first.  A task's run of one to three segments reads at 4-14 ns an entry
+# (SqueezeNet v1.1 fire6/expand1x1, small tables), a run of eight at 0.7-0.9 (conv10).
+HUFFMAN_TASK_ENTRIES = _CHUNK
+# read_lanes runs its rounds while this many chains are live, the retired ones repeating a live one's
+# lookups: with one live chain and seven repeating it a 189-entry run read at 13.8 ns an entry against
+# 5.1 on its own; whole SqueezeNet v1.1 layers decode in 726-745 us in all against 776-793 without it.
+_MIN_LIVE = 4
 _SCRATCH = _CHUNK + LANES * _GAP  # where read_lanes' retired chains write (SEG_ENTRIES + 4 bytes at most)
 _LANE_BUF = _SCRATCH + SEG_ENTRIES + 8  # the uint8 buffers read_lanes writes (segments with gaps, scratch)
 
@@ -874,11 +880,11 @@ def _decode_range(b0, b1, codebook, cdata, ctable, cvals, rdata, rtable, block_r
     w0, w1 = block_row[b0] * row_len, block_row[b1] * row_len
     if _rows_whole(block_row, b0, b1, kr) and not _all_stored(rtable, block_entry[b1] - block_entry[b0], w1 - w0):
         out[w0:w1] = 0.0
-    n = 0 if cmt.size else _CHUNK  # symbol by symbol: int64 buffers; else read_lanes' byte buffers
+    n, n8 = (0, _LANE_BUF) if cmt.size else (_CHUNK, 0)  # read_lanes' byte buffers, or symbol by symbol
     relb = np.empty(n, np.int64)
     codeb = np.empty(n, np.int64)
-    rb8 = np.zeros(_LANE_BUF - n, np.uint8)  # stays zero for a layer without an index stream
-    cb8 = np.empty(_LANE_BUF - n, np.uint8)
+    rb8 = np.zeros(n8, np.uint8)  # stays zero for a layer without an index stream
+    cb8 = np.empty(n8, np.uint8)
     st = np.empty(4 * LANES, np.int64)
     pos = block_prev[b0]
     cb = block_cbit[b0]
