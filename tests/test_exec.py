@@ -104,6 +104,7 @@ WIDE_CONVS = [
     ((8, 7, 6), 64, (3, 3), (2, 2), (1, 1), 2),
     ((10, 4, 4), 40, (1, 1), (1, 1), (1, 1), 1),    # conv10-like: 1x1 with pad
     ((12, 3, 3), 48, (1, 1), (1, 1), (0, 0), 3),    # the input is the column matrix
+    ((16, 3, 3), 144, (1, 1), (1, 1), (0, 0), 4),   # 16 blocks of 8 rows, 4 groups of 36: no group starts a block
 ]
 
 
@@ -129,8 +130,8 @@ def test_conv2d_split_by_channels_matches_reference(shape, out, kernel, stride, 
 @pytest.mark.parametrize("shape, out, kernel, stride, pad, groups", WIDE_CONVS)
 def test_conv2d_split_by_channels_from_compressed_weights(shape, out, kernel, stride, pad, groups, huffman):
     """A channel-split conv from compressed weights, each task decoding its own rows (fixed width) or runs
-    of row blocks (Huffman; groups 1 and 2 start on block boundaries, 3 does not and decodes whole
-    first): bit-identical to the same executor on the decoded weights."""
+    of row blocks (Huffman; groups 1-3 start on block boundaries, blocks of 8 rows; 4 groups of 36
+    rows do not, and decode whole first): bit-identical to the same executor on the decoded weights."""
     from sqsim.compress import compress
     layer = Layer("conv", "conv2d", out_channels=out, kernel=kernel, stride=stride, pad=pad, groups=groups,
                   compression=Compression(0.4, 6, 4))

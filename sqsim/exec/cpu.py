@@ -488,19 +488,29 @@ class CpuBackend:
             return units
         if sw.row_entry is not None:
             return [(i, k0, k1, i * kg + k0 * kr, i * kg + k1 * kr) for i, k0, k1, _, _ in units]
-        rows = sw.block_row
-        starts = np.searchsorted(rows, np.arange(g + 1) * kg)
-        if sw.n_entries < 2 * self.threads * K.HUFFMAN_TASK_ENTRIES or np.any(rows % kr) or \
-                np.any(rows[np.minimum(starts, rows.size - 1)] != np.arange(g + 1) * kg):
+        runs = None
+        if sw.n_entries >= 2 * self.threads * K.HUFFMAN_TASK_ENTRIES and not np.any(sw.block_row % kr):
+            runs = self._block_runs(sw, g, kg)
+        if runs is None or len(runs) < 2 * self.threads:
             return units  # decoded before, all at once
-        blocked = []
+        return [(i, r0 // kr, r1 // kr, b0, b1) for i, r0, r1, b0, b1 in runs]
+
+    def _block_runs(self, sw: SparseWeights, g: int, kg: int):
+        """Runs of consecutive row blocks of a layer within each of its ``g`` groups of ``kg`` rows, about
+        two a thread in each: ``(group, r0, r1, b0, b1)``, rows ``r0 <= r < r1`` counted from the group's
+        first, blocks ``b0 <= b < b1``; None where a group does not start on a block boundary."""
+        rows = sw.block_row
+        bounds = np.arange(g + 1) * kg
+        starts = np.searchsorted(rows, bounds)
+        if np.any(rows[np.minimum(starts, rows.size - 1)] != bounds):
+            return None
+        runs = []
         for i in range(g):
-            nb = int(starts[i + 1] - starts[i])
-            per = max(1, -(-nb // (2 * self.threads)))
+            per = max(1, -(-int(starts[i + 1] - starts[i]) // (2 * self.threads)))
             for b0 in range(int(starts[i]), int(starts[i + 1]), per):
                 b1 = min(int(starts[i + 1]), b0 + per)
-                blocked.append((i, (int(rows[b0]) - i * kg) // kr, (int(rows[b1]) - i * kg) // kr, b0, b1))
-        return blocked if len(blocked) >= 2 * self.threads else units
+                runs.append((i, int(rows[b0]) - i * kg, int(rows[b1]) - i * kg, b0, b1))
+        return runs
 
     def _conv_by_channels(self, layer, x, out, w2d, b, act, relu, cols_buf) -> None:
         """A conv with few output positions (batch 1, late layers): the column matrix is built once (rows
@@ -536,18 +546,11 @@ class CpuBackend:
             # rows of fixed-width streams, or runs of row blocks of Huffman streams
             sparse, buf = w2d
             w2d = buf[: sparse.rows * sparse.row_len].reshape(sparse.rows, sparse.row_len)
-            nb = sparse.block_row.size - 1
             if sparse.row_entry is not None:
                 args = sparse.row_kernel_args()
-            elif nb % g == 0:  # the groups start on block boundaries: runs of blocks within each group
+            elif (runs := self._block_runs(sparse, g, kg)) is not None:  # the groups start on block boundaries
                 args = sparse.kernel_args() + sparse.huffman_args()
-                per_b = max(1, -(-nb // (2 * self.threads * g)))  # about two tasks per thread
-                chunks = []
-                for i in range(g):
-                    for b0 in range(i * nb // g, (i + 1) * nb // g, per_b):
-                        b1 = min((i + 1) * nb // g, b0 + per_b)
-                        chunks.append((i, int(sparse.block_row[b0]) - i * kg, int(sparse.block_row[b1]) - i * kg,
-                                       b0, b1))
+                chunks = runs
             else:  # decoded in row blocks, before
                 w2d, sparse = self.decode(sparse, buf), None
 
