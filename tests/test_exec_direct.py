@@ -367,3 +367,39 @@ def test_direct_conv_split_by_channels(shape, out, kernel_hw, stride, pad, group
     weight = model.decode()["conv"].weight if form != "dense" else w["conv"].weight
     ref = ref_conv(x, weight, w["conv"].bias, stride, pad, groups)
     np.testing.assert_allclose(y, ref, rtol=RTOL, atol=RTOL * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("form", ["dense", "pq", "pqh"])
+def test_direct_conv_launches_are_kept_and_follow_new_inputs(form, monkeypatch):
+    """The backend builds a direct conv's launch (its kernel calls' addresses) once per plan and keeps it:
+    later runs, with other inputs and after another batch size, give what a fresh executor gives."""
+    from sqsim.compress import compress
+    from sqsim.ir import load
+    from sqsim.weights import he_init
+    from tests.conftest import ARCHS
+    if kernel() is None:
+        pytest.skip("no direct-conv kernel on this CPU")
+    g = load(ARCHS / "squeezenet_v1.1.yaml").with_input_size(67)
+    w = he_init(g, 3)
+    model = w if form == "dense" else compress(g, w, huffman=form == "pqh")
+    built = []
+    real = CpuBackend._direct_launch
+    monkeypatch.setattr(CpuBackend, "_direct_launch", lambda self, layer, *a: built.append(layer.name) or
+                        real(self, layer, *a))
+    ex = Executor(g, model)
+    x1, x2, x3 = rand((1, 3, 67, 67), 1), rand((1, 3, 67, 67), 2), rand((2, 3, 67, 67), 3)
+    y1 = ex.run(x1, outputs=["pool10"])["pool10"]
+    y1_kept = y1.copy()
+    first = len(built)
+    assert first > 0
+    y2 = ex.run(x2, outputs=["pool10"])["pool10"]
+    assert len(built) == first  # kept
+    y3 = ex.run(x3, outputs=["pool10"])["pool10"]
+    y1_again = ex.run(x1, outputs=["pool10"])["pool10"]
+    assert len(built) == 2 * first  # batch 2 built its own; batch 1's were still kept
+    fresh = Executor(g, model)
+    np.testing.assert_array_equal(y1, y1_kept)  # results are copies, not views of the run's buffers
+    np.testing.assert_array_equal(y1_again, y1)
+    np.testing.assert_array_equal(y2, fresh.run(x2, outputs=["pool10"])["pool10"])
+    np.testing.assert_array_equal(y3, fresh.run(x3, outputs=["pool10"])["pool10"])
+    assert not np.array_equal(y1, y2)

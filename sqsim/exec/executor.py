@@ -212,8 +212,7 @@ class Executor:
         wanted = tuple(self.graph.outputs()) if outputs is None else tuple(outputs)
         for name in wanted:
             self.graph.layer(name)
-        plan, bufs = self._plan(x.shape[0], collect_stats, frozenset(wanted))
-        views = self._views(plan, bufs)
+        plan, views = self._plan(x.shape[0], collect_stats, frozenset(wanted))
         counts = {} if collect_stats else None
         be = self.backend
         with be.running():
@@ -261,6 +260,8 @@ class Executor:
         return w.n_entries < 0.5 * w.rows * w.row_len and n <= 32
 
     def _plan(self, n: int, stats: bool, keep: frozenset):
+        """The plan for ``n`` samples and its views of the buffers, ``{layer: array}`` (the same objects
+        on every run: the backend keeps what it derives from them, e.g. the direct conv's launches)."""
         key = (n, stats, keep)
         if key in self._plans:
             self._plans.move_to_end(key)
@@ -282,7 +283,7 @@ class Executor:
         scratch = {"cols": be.empty(cols), "feat": be.empty(feat)}
         if self._decode_buf is None or self._decode_buf.size < dec:
             self._decode_buf = be.empty(dec)
-        entry = (plan, (bufs, scratch))
+        entry = (plan, self._views(plan, (bufs, scratch)))
         self._plans[key] = entry
         while len(self._plans) > 2:  # a new batch size replaces the oldest plan's buffers
             self._plans.popitem(last=False)

@@ -87,8 +87,9 @@ class GpuBackend:
         return DeviceSparse(args, sw.rows, sw.row_len, nbytes)
 
     def to_host_nchw(self, view) -> np.ndarray:
-        host = view if self.xp is np else self.xp.asnumpy(view)
-        return np.ascontiguousarray(host.transpose(1, 0, 2, 3))
+        if self.xp is np:  # a copy: the next run writes the view (at batch 1 the transpose is contiguous)
+            return view.transpose(1, 0, 2, 3).copy()
+        return np.ascontiguousarray(self.xp.asnumpy(view).transpose(1, 0, 2, 3))
 
     def count_nonzero(self, view) -> int:
         return int(self.xp.count_nonzero(view))
