@@ -6,11 +6,13 @@ lrn_layer.cpp) in float64 and share nothing with the executor's im2col/GEMM/CNHW
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 
 from sqsim.errors import GraphError, SqsimError
 from sqsim.exec import ActivationCount, Executor, SparseWeights, measure_activation_density
+from sqsim.exec.cpu import CpuBackend
 from sqsim.exec.plan import build_plan
 from sqsim.exec.store import huffman_table, sparse_from_model
 from sqsim.ir import Compression, Graph, Layer, load
@@ -97,8 +99,9 @@ def test_conv2d_matches_reference(shape, out, kernel, stride, pad, groups):
     np.testing.assert_allclose(y, ref, rtol=RTOL, atol=RTOL * np.abs(ref).max())
 
 
-# Many output channels, few positions: the CPU backend splits the channels among its threads instead
-# of the column bands (cpu.CpuBackend._conv_by_channels); with threads=1 every conv takes the band path.
+# Many output channels, few positions: off the direct-conv kernel (switched off here; it has its own
+# channel split, test_exec_direct) the CPU backend splits the channels among its threads instead of the
+# column bands (cpu.CpuBackend._conv_by_channels); with threads=1 every conv takes the band path.
 WIDE_CONVS = [
     ((6, 5, 5), 72, (3, 3), (1, 1), (1, 1), 1),
     ((8, 7, 6), 64, (3, 3), (2, 2), (1, 1), 2),
@@ -112,14 +115,15 @@ WIDE_CONVS = [
 @pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize("shape, out, kernel, stride, pad, groups", WIDE_CONVS)
 def test_conv2d_split_by_channels_matches_reference(shape, out, kernel, stride, pad, groups, batch, threads):
-    import numba
     if threads > numba.config.NUMBA_NUM_THREADS:
         pytest.skip("needs 2 Numba threads")
     layer = Layer("conv", "conv2d", out_channels=out, kernel=kernel, stride=stride, pad=pad, groups=groups)
     g, w = single(layer, shape)
     x = rand((batch,) + shape, seed=batch)
     try:
-        y = Executor(g, w, threads=threads).run(x)["conv"]
+        ex = Executor(g, w, threads=threads)
+        ex.backend._direct = None
+        y = ex.run(x)["conv"]
     finally:
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)  # the thread count is process-wide
     ref = ref_conv(x, w["conv"].weight, w["conv"].bias, stride, pad, groups)
@@ -138,8 +142,18 @@ def test_conv2d_split_by_channels_from_compressed_weights(shape, out, kernel, st
     g, w = single(layer, shape)
     cm = compress(g, w, huffman=huffman)
     x = rand((1,) + shape, seed=3)
-    y = Executor(g, cm).run(x)["conv"]
-    np.testing.assert_array_equal(y, Executor(g, cm.decode()).run(x)["conv"])
+    taken = []
+    real = CpuBackend._conv_by_channels
+
+    def executor(model):
+        ex = Executor(g, model)
+        ex.backend._direct = None
+        ex.backend._conv_by_channels = lambda *a: taken.append(1) or real(ex.backend, *a)
+        return ex
+    y = executor(cm).run(x)["conv"]
+    np.testing.assert_array_equal(y, executor(cm.decode()).run(x)["conv"])
+    if numba.config.NUMBA_NUM_THREADS > 1:
+        assert len(taken) == 2
 
 
 POOLS = [  # kernel, stride, pad, ceil_mode, in (C,H,W)

@@ -248,7 +248,8 @@ def test_direct_conv_stays_inside_its_buffers(shape, out, kernel_hw, stride, pad
 
 
 def test_direct_forms_follow_the_cache_rules():
-    """1x1: whole while a tile's panel fits L1, blocked while the tile's partial sums do, else BLAS;
+    """1x1: whole while a tile's panel fits L1, blocked while the tile's partial sums do or the launch
+    splits the output channels, else BLAS;
     larger kernels: whole, blocked for very long reductions; strided 1x1: never on the kernel."""
     be = CpuBackend(1)
     if be._direct is None:
@@ -260,6 +261,8 @@ def test_direct_forms_follow_the_cache_rules():
     assert form(one, 64, 64, (27, 27)) == "whole"
     assert form(one, 384, 64, (27, 27)) == "blocked"
     assert form(wide, 512, 1000, (13, 13)) is None
+    assert form(wide, 512, 1000, (13, 13), 1) == "blocked"  # batch 1: the input fits L2, the channels split
+    assert form(wide, 512, 1000, (13, 13), 16) is None
     assert form(three, 64, 64, (27, 27)) == "whole"
     assert form(three, 512, 64, (14, 14)) == "blocked"
     assert form(Layer("conv", "conv2d", out_channels=64, kernel=(1, 1), stride=(2, 2)), 64, 64, (27, 27)) is None
@@ -310,6 +313,7 @@ CHANNEL_SPLIT_CONVS = [  # (C, H, W), out, kernel, stride, pad, groups: inputs t
     ((3, 37, 37), 32, (7, 7), (2, 2), (0, 0), 1),      # stride phases
     ((320, 9, 9), 32, (3, 3), (1, 1), (1, 1), 1),      # the blocked reduction
     ((64, 13, 13), 96, (3, 3), (1, 1), (1, 1), 1),     # enough entries for Huffman tasks
+    ((256, 5, 5), 160, (1, 1), (1, 1), (0, 0), 1),     # 1x1 blocked because split (partial sums overflow L1)
 ]
 
 

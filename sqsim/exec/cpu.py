@@ -15,9 +15,12 @@ BLAS tasks run on a pool of Python threads, each calling single-threaded BLAS an
 (whose OpenMP threads spin only briefly: see cpu_kernels).  The other ops are Numba kernels parallel
 over channels or positions.
 
-A conv with few output positions and many channels (batch 1, late layers) is split the other way:
-the column matrix is built once (its rows split among the threads) and each task multiplies a block
-of output channels, so each weight is read by one thread only (:meth:`CpuBackend._conv_by_channels`).
+Off the direct kernel, a conv with few output positions and many channels (batch 1, late layers) is
+split the other way: the column matrix is built once (its rows split among the threads) and each task
+multiplies a block of output channels, so each weight is read by one thread only
+(:meth:`CpuBackend._conv_by_channels`).  The direct kernel splits its own output channels where the
+whole input fits in L2; it comes first (SqueezeNet v1.0 fire9/expand3x3 at batch 1: 0.24 vs 0.48 ms
+on BLAS split by channels, AlexNet conv3-5 0.90-1.20 vs 1.41-1.61 ms, 2 threads).
 
 A conv/fc from compressed weights decodes its layer into one reused buffer before the GEMM (for the
 direct kernel straight into its blocked order; in a channel-split conv each task decodes its own rows
@@ -196,12 +199,13 @@ class CpuBackend:
         b = self._bias(bias, k)
         act = bias is not None or relu
 
-        # Tasks over column bands each read all the weights; tasks over channels each read all the columns:
-        # split what is larger (few output positions, many channels: batch 1, late layers).
+        if self._takes_direct(layer, c, k, (h, w), n):
+            return self._conv_direct(layer, x, out, w2d, b, relu, cols_buf)
+        # Off the direct kernel, tasks over column bands each read all the weights; tasks over channels each
+        # read all the columns: split what is larger (few output positions, many channels: batch 1, late
+        # layers).
         if self._pool is not None and n * p * q <= min(k, SPLIT_CHANNELS_COLUMNS):
             return self._conv_by_channels(layer, x, out, w2d, b, act, relu, cols_buf)
-        if self._takes_direct(layer, c, k, (h, w)):
-            return self._conv_direct(layer, x, out, w2d, b, relu, cols_buf)
         if isinstance(w2d, tuple):
             w2d = self.decode(*w2d)
         if (kh, kw, sh, sw) == (1, 1, 1, 1):  # the input is the column matrix
@@ -259,10 +263,10 @@ class CpuBackend:
         self._packed[layer.name] = (w2d, packed)
         return packed
 
-    def _direct_form(self, layer, c: int, k: int, hw) -> str | None:
-        """How a conv from ``c`` to ``k`` channels on an input of height and width ``hw`` that does not
-        split by channels runs on the direct kernel: ``"whole"`` (the whole reduction in registers),
-        ``"blocked"`` (in blocks of LB taps, partial sums in a per-thread buffer), or None (not on it).
+    def _direct_form(self, layer, c: int, k: int, hw, n: int | None = None) -> str | None:
+        """How a conv from ``c`` to ``k`` channels on ``n`` samples (None: any number) of height and width
+        ``hw`` runs on the direct kernel: ``"whole"`` (the whole reduction in registers), ``"blocked"``
+        (in blocks of LB taps, partial sums in a per-thread buffer), or None (not on it).
 
         The kernel needs output channels per group that fill its register blocks, and stores output rows
         straight into place, which needs a phase width of at least half a vector
@@ -287,7 +291,7 @@ class CpuBackend:
                 return None
             if cg * kern.tile * 4 <= L1_PANEL_BYTES:
                 form = "whole"
-            elif kg * kern.tile * 4 <= L1_PANEL_BYTES:
+            elif kg * kern.tile * 4 <= L1_PANEL_BYTES or self._splits_channels(layer, cg, kg, n, hw):
                 form = "blocked"
             else:
                 return None
@@ -298,9 +302,19 @@ class CpuBackend:
             form = "blocked" if weights > BLOCKED_WEIGHT_BYTES else "whole"
         return form if 2 * self._phase_hw(layer, hw)[1] >= kern.vl - 1 else None
 
-    def _takes_direct(self, layer, c: int, k: int, hw) -> bool:
+    def _splits_channels(self, layer, cg: int, kg: int, n: int | None, hw) -> bool:
+        """Whether an unstrided 1x1 conv's direct launch splits its output channels (its whole input fits
+        in L2 and there are two tasks a thread: :meth:`_conv_direct`).  Then the blocked form wins even
+        where a tile's partial sums for all output channels overflow L1: SqueezeNet's conv10 (512 to 1000
+        channels, 13x13) at batch 1 took 0.87 ms on it vs 1.16 ms on BLAS split by channels (2 threads)."""
+        if n is None or kg // self._direct.kr < 2 * self.threads:
+            return False
+        tile = self._direct.tile
+        return cg * -(-n * hw[0] * hw[1] // tile) * tile <= IN_CHUNK_ELEMENTS
+
+    def _takes_direct(self, layer, c: int, k: int, hw, n: int | None = None) -> bool:
         """Whether the conv runs on the direct kernel (:meth:`_direct_form`)."""
-        return self._direct_form(layer, c, k, hw) is not None
+        return self._direct_form(layer, c, k, hw, n) is not None
 
     @staticmethod
     def _pointwise(layer) -> bool:
@@ -321,7 +335,7 @@ class CpuBackend:
         A 1x1 conv reads its input in place (one plane of ``n*h*w`` positions); only its last, partial
         tile reads a copy (``c`` x one tile)."""
         tile = self._direct.tile
-        part = k // layer.groups * tile if self._direct_form(layer, c, k, (h, w)) == "blocked" else 0
+        part = k // layer.groups * tile if self._direct_form(layer, c, k, (h, w), n) == "blocked" else 0
         if self._pointwise(layer):
             plane = n * h * w
             return 1, plane, -(-plane // tile), c * tile, part
@@ -611,7 +625,7 @@ class CpuBackend:
         pointwise = self._pointwise(layer)
         rows = c * layer.kernel[0] * layer.kernel[1]
         by_channels = rows * n * p * q if n * p * q <= SPLIT_CHANNELS_COLUMNS and not pointwise else 0
-        if self._takes_direct(layer, c, k, (h, w)):
+        if self._takes_direct(layer, c, k, (h, w), n):
             *_, src_elements, part_elements = self._direct_layout(layer, c, n, h, w, k)
             # partial sums for every thread id the Numba loop may run on (its count can change later)
             return max(by_channels, src_elements + numba.config.NUMBA_NUM_THREADS * part_elements)
