@@ -142,6 +142,44 @@ def test_decode_into_blocks_matches_pack(rows, row_len, blocks, density, huffman
         layers[0].decode_into(buf, 7)
 
 
+@pytest.mark.parametrize("tables", [False, True])
+def test_huffman_decoding_zeroes_blocks_no_entry_reaches(tables, monkeypatch):
+    """Huffman decoding zeroes each block of rows as its entries reach it: rows with no entries at the
+    start (the first entries' checkpoint has no position before it), in the middle and at the end still
+    come out zero, in both layouts, whole and block by block, over a buffer full of NaN."""
+    from sqsim.compress import compress
+    from sqsim.exec import cpu_kernels as K
+    from sqsim.exec import store
+    from sqsim.ir import Compression, Graph, Layer
+    from sqsim.weights import he_init
+    kern8 = kernel()
+    rows, row_len = 64, 288
+    g = Graph([Layer("data", "input", shape=(row_len, 1, 1)),
+               Layer("fc", "fc", ("data",), out_channels=rows, compression=Compression(0.4, 6, 4))], name="n")
+    w = he_init(g, 5)
+    for r0, r1 in ((0, 16), (40, 48), (56, 64)):
+        w["fc"].weight[r0:r1] = 0.0
+    cm = compress(g, w, huffman=True)
+    dense = cm.layers["fc"].dense_weight().reshape(rows, row_len)
+    assert not dense[:16].any() and not dense[56:].any() and dense[16:40].any()
+    monkeypatch.setattr(store, "MULTI_TABLE_SHARE", 0 if tables else 1 << 30)
+    sw = store.sparse_from_model(cm, 8)["fc"]
+    assert (sw.code_mtable.size > 0) == tables and list(sw.block_row) == list(range(0, 65, 8))
+    args = sw.kernel_args() + sw.huffman_args()
+    for kr, want in ((kern8.kr, kern8.pack(dense).reshape(-1)), (1, dense.reshape(-1))):
+        for tasks in (1, 3, 8):  # runs of 8, 3 or 1 blocks, each decoded (and zeroed) on its own
+            buf = np.full(rows * row_len, np.nan, np.float32)
+            K.decode_blocks(*args, tasks, kr, buf)
+            np.testing.assert_array_equal(buf, want)
+        buf = np.full(rows * row_len, np.nan, np.float32)
+        K.decode_blocks_serial(*args, kr, buf)
+        np.testing.assert_array_equal(buf, want)
+    buf = np.full(rows * row_len, np.nan, np.float32)
+    for b in range(8):  # a channel-split task's rows, block by block
+        K.decode_block_range(*args, b, b + 1, buf)
+    np.testing.assert_array_equal(buf, dense.reshape(-1))
+
+
 DIRECT_CONVS = [  # (in C,H,W), out, kernel, stride, pad, groups: out/groups a multiple of 8
     ((3, 9, 9), 16, (3, 3), (1, 1), (1, 1), 1),
     ((5, 12, 10), 8, (3, 3), (1, 1), (0, 0), 1),
