@@ -373,10 +373,10 @@ class CpuBackend:
         only prepares the input, decodes a compressed layer (unless its tasks decode it) and launches.
         SqueezeNet v1.0 dense at batch 1, 2 threads: 8.6-9.4 ms a run against 9.7-10.4 ms building it on
         every run (three pairs of alternating processes)."""
-        wkey = w2d[0] if isinstance(w2d, tuple) else w2d
+        wkey = w2d if isinstance(w2d, tuple) else (w2d,)  # dense weights, or compressed ones and their buffer
         kept = self._launches.get(layer.name, ())
-        hit = next((r for r in kept if r[0] is x and r[1] is out and r[2] is work and r[3] is wkey and r[4] is b
-                    and r[5] == relu), None)
+        hit = next((r for r in kept if r[0] is x and r[1] is out and r[2] is work and r[4] is b and r[5] == relu
+                    and len(r[3]) == len(wkey) and all(u is v for u, v in zip(r[3], wkey))), None)
         if hit is None:  # the launch holds addresses: its record keeps every array it names alive
             hit = (x, out, work, wkey, b, relu, self._direct_launch(layer, x, out, w2d, b, relu, work))
             self._launches[layer.name] = (hit,) + kept[:1]  # as the executor, two plans (batch sizes)
