@@ -307,10 +307,10 @@ class CpuBackend:
         in L2 and there are two tasks a thread: :meth:`_conv_direct`).  Then the blocked form wins even
         where a tile's partial sums for all output channels overflow L1: SqueezeNet's conv10 (512 to 1000
         channels, 13x13) at batch 1 took 0.87 ms on it vs 1.16 ms on BLAS split by channels (2 threads)."""
-        if n is None or kg // self._direct.kr < 2 * self.threads:
+        if n is None or self._channel_units(layer.groups, kg, self._direct.kr) is None:
             return False
         tile = self._direct.tile
-        return cg * -(-n * hw[0] * hw[1] // tile) * tile <= IN_CHUNK_ELEMENTS
+        return cg * -(-n * hw[0] * hw[1] // tile) * tile <= IN_CHUNK_ELEMENTS  # as _direct_launch: one plane
 
     def _takes_direct(self, layer, c: int, k: int, hw, n: int | None = None) -> bool:
         """Whether the conv runs on the direct kernel (:meth:`_direct_form`)."""
@@ -373,14 +373,15 @@ class CpuBackend:
         only prepares the input, decodes a compressed layer (unless its tasks decode it) and launches.
         SqueezeNet v1.0 dense at batch 1, 2 threads: 8.6-9.4 ms a run against 9.7-10.4 ms building it on
         every run (three pairs of alternating processes)."""
-        wkey = w2d if isinstance(w2d, tuple) else (w2d,)  # dense weights, or compressed ones and their buffer
+        # what the launch reads and writes: dense weights, or compressed ones and their decode buffer
+        arrays = (x, out, work, b) + (w2d if isinstance(w2d, tuple) else (w2d,))
         kept = self._launches.get(layer.name, ())
-        hit = next((r for r in kept if r[0] is x and r[1] is out and r[2] is work and r[4] is b and r[5] == relu
-                    and len(r[3]) == len(wkey) and all(u is v for u, v in zip(r[3], wkey))), None)
+        hit = next((r for r in kept if r[1] == relu and len(r[0]) == len(arrays)
+                    and all(u is v for u, v in zip(r[0], arrays))), None)
         if hit is None:  # the launch holds addresses: its record keeps every array it names alive
-            hit = (x, out, work, wkey, b, relu, self._direct_launch(layer, x, out, w2d, b, relu, work))
+            hit = (arrays, relu, self._direct_launch(layer, x, out, w2d, b, relu, work))
             self._launches[layer.name] = (hit,) + kept[:1]  # as the executor, two plans (batch sizes)
-        prep, decode, kernel, args, _ = hit[6]
+        prep, decode, kernel, args, _ = hit[2]
         if prep[0] == "tail":  # the last tile of a 1x1 conv reads a zero-padded copy of its columns
             np.copyto(prep[1], prep[2])
             prep[3].fill(0.0)
@@ -521,12 +522,8 @@ class CpuBackend:
         u1`` (Huffman streams of at least ``HUFFMAN_TASK_ENTRIES`` entries a task, whose blocks and groups
         start on register blocks: store.ROW_ALIGN; shorter runs read slowly); else ``u0 = u1 = 0``, the
         layer decoded whole first."""
-        nkb = kg // kr
-        per = max(1, -(-nkb // (2 * self.threads)))
-        units = [(i, k0, min(nkb, k0 + per), 0, 0) for i in range(g) for k0 in range(0, nkb, per)]
-        if len(units) < 2 * self.threads:
-            return None
-        if sw is None:
+        units = self._channel_units(g, kg, kr)
+        if units is None or sw is None:
             return units
         if sw.row_entry is not None:
             return [(i, k0, k1, i * kg + k0 * kr, i * kg + k1 * kr) for i, k0, k1, _, _ in units]
@@ -536,6 +533,14 @@ class CpuBackend:
         if runs is None or len(runs) < 2 * self.threads:
             return units  # decoded before, all at once
         return [(i, r0 // kr, r1 // kr, b0, b1) for i, r0, r1, b0, b1 in runs]
+
+    def _channel_units(self, g: int, kg: int, kr: int):
+        """Blocks ``k0 <= kb < k1`` of ``kr`` output channels of each group, about two a thread:
+        ``(group, k0, k1, 0, 0)``, or None for fewer than two a thread (:meth:`_channel_tasks`)."""
+        nkb = kg // kr
+        per = max(1, -(-nkb // (2 * self.threads)))
+        units = [(i, k0, min(nkb, k0 + per), 0, 0) for i in range(g) for k0 in range(0, nkb, per)]
+        return units if len(units) >= 2 * self.threads else None
 
     def _block_runs(self, sw: SparseWeights, g: int, kg: int):
         """Runs of consecutive row blocks of a layer within each of its ``g`` groups of ``kg`` rows, about
