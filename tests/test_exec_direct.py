@@ -389,6 +389,7 @@ def test_direct_conv_split_by_channels(shape, out, kernel_hw, stride, pad, group
 
     def executor(m):
         ex = Executor(g, m, threads=2)
+        ex.backend.sparse_density = 0.0  # decoded to dense weights, not on the sparse kernel
         if width == "avx2":
             ex.backend._direct = avx2_kernel
         return ex
@@ -445,3 +446,204 @@ def test_direct_conv_launches_are_kept_and_follow_new_inputs(form, monkeypatch):
     np.testing.assert_array_equal(y2, fresh.run(x2, outputs=["pool10"])["pool10"])
     np.testing.assert_array_equal(y3, fresh.run(x3, outputs=["pool10"])["pool10"])
     assert not np.array_equal(y1, y2)
+
+
+# --- the sparse kernel: compressed convs computed on per-row lists of (input offset, value) ---------------
+@pytest.mark.parametrize("relu", [False, True])
+def test_sparse_kernel_sums_each_rows_entries(kern, relu):
+    """y[r, o] = bias[r] + sum over rowptr[r] <= e < rowptr[r+1] of val[e] * x[off[e] + o]: rows of every
+    length (none, one, many; not sorted by offset), vector counts giving whole groups of SNV vectors and
+    every remainder, ldy wider than the output (the extra columns stay untouched)."""
+    rng = np.random.default_rng(3)
+    counts = [0, 1, 7, 0, 40, 3, 0]
+    k = len(counts)
+    rowptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    for nvec in range(1, 2 * kern.snv + 2):
+        m = nvec * kern.vl
+        x = rng.standard_normal(64 * m + m).astype(np.float32)
+        off = rng.integers(0, 64 * m, rowptr[-1]).astype(np.int32)
+        val = rng.standard_normal(rowptr[-1]).astype(np.float32)
+        bias = rng.standard_normal(k).astype(np.float32)
+        y = np.full((k, m + 9), np.nan, np.float32)
+        vdst, vmask = store_map(1, 1, m, 1, m, nvec, kern.vl)
+        call = np.array([[val.ctypes.data, x.ctypes.data, off.ctypes.data, y.ctypes.data, y.shape[1], k, nvec,
+                          rowptr.ctypes.data, bias.ctypes.data, int(relu), vdst.ctypes.data, vmask.ctypes.data]],
+                        np.int64)
+        from sqsim.exec import cpu_kernels as K
+        K.run_direct(kern.sparse_address(), call, 0, 0)
+        ref = np.tile(bias[:, None].astype(np.float64), (1, m))
+        for r in range(k):
+            for e in range(rowptr[r], rowptr[r + 1]):
+                ref[r] += float(val[e]) * x[off[e]:off[e] + m].astype(np.float64)
+        if relu:
+            ref = np.maximum(ref, 0.0)
+        np.testing.assert_allclose(y[:, :m], ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+        assert np.isnan(y[:, m:]).all()
+
+
+@pytest.mark.parametrize("huffman, tables", [(False, False), (True, False), (True, True)])
+def test_tap_lists_hold_every_entry(huffman, tables, monkeypatch):
+    """A layer decoded to tap lists (cpu_kernels.decode_taps, run_sparse_blocks' decoder) holds, row by
+    row, each stored entry's value and its tap's input offset: rebuilt into a dense matrix (with offsets
+    ``xoff[col]``) it is the dense decode; rows with no entries at the start, middle and end; whole, in
+    runs of 3 and of 1 block, by every stream reader (fixed width, Huffman symbol by symbol and by
+    multi-symbol tables)."""
+    from sqsim.compress import compress
+    from sqsim.exec import cpu_kernels as K
+    from sqsim.exec import store
+    from sqsim.ir import Compression, Graph, Layer
+    from sqsim.weights import he_init
+    rows, row_len = 64, 288
+    g = Graph([Layer("data", "input", shape=(row_len, 1, 1)),
+               Layer("fc", "fc", ("data",), out_channels=rows, compression=Compression(0.3, 6, 4))], name="n")
+    w = he_init(g, 5)
+    for r0, r1 in ((0, 16), (40, 48), (56, 64)):
+        w["fc"].weight[r0:r1] = 0.0
+    cm = compress(g, w, huffman=huffman)
+    dense = cm.layers["fc"].dense_weight().reshape(rows, row_len)
+    monkeypatch.setattr(store, "MULTI_TABLE_SHARE", 0 if tables else 1 << 30)
+    sw = store.sparse_from_model(cm, 8)["fc"]
+    assert (sw.code_mtable.size > 0) == tables
+    xoff = (np.random.default_rng(0).permutation(row_len) * 3).astype(np.int64)  # any offsets
+    col_of = {int(o): c for c, o in enumerate(xoff)}
+    for tasks in (1, 3, 8):
+        e = sw.n_entries
+        val = np.full(e, np.nan, np.float32)
+        off = np.full(e, -1, np.int32)
+        rowptr = np.full(rows + 1, -1, np.int64)
+        K.decode_taps(*sw.kernel_args(), *sw.huffman_args(), tasks, xoff, val, off, rowptr)
+        assert rowptr[0] == 0 and rowptr[-1] == e and np.all(np.diff(rowptr) >= 0)
+        rebuilt = np.zeros((rows, row_len), np.float32)
+        for r in range(rows):
+            for i in range(rowptr[r], rowptr[r + 1]):
+                rebuilt[r, col_of[int(off[i])]] += val[i]
+        np.testing.assert_array_equal(rebuilt, dense)
+        assert not val[:rowptr[16]].any() and not val[rowptr[56]:].any()  # the pruned rows: fillers only
+
+
+SPARSE_CONVS = [  # (in C,H,W), out, kernel, stride, pad, groups
+    ((16, 15, 15), 64, (3, 3), (1, 1), (1, 1), 1),     # a fire expand3x3 in small
+    ((24, 9, 11), 16, (1, 1), (1, 1), (0, 0), 1),      # 1x1: input read in place, past its end
+    ((40, 9, 11), 16, (1, 1), (1, 1), (1, 2), 1),      # padded 1x1 (conv10 of v1.0 in small)
+    ((4, 6, 7), 32, (5, 5), (1, 1), (2, 2), 2),        # AlexNet conv2-like groups
+    ((32, 7, 7), 16, (1, 1), (1, 1), (0, 0), 2),       # grouped 1x1
+    ((3, 37, 37), 16, (7, 7), (2, 2), (0, 0), 1),      # stride phases
+    ((4, 20, 50), 8, (3, 2), (2, 3), (1, 0), 1),       # unequal strides, rectangular kernel
+    ((320, 9, 9), 24, (3, 3), (1, 1), (1, 1), 1),      # a long reduction
+]
+
+
+@pytest.mark.parametrize("width", ["host", "avx2"])
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("form", ["pq", "pqh"])
+@pytest.mark.parametrize("shape, out, kernel_hw, stride, pad, groups", SPARSE_CONVS)
+def test_sparse_convs_equal_the_dense_run_on_decoded_weights(shape, out, kernel_hw, stride, pad, groups, form,
+                                                             batch, width, avx2_kernel, monkeypatch):
+    """A compressed conv at 30% density runs on the sparse kernel (each task decodes its rows' tap lists,
+    then computes them), in both vector widths: it matches the float64 reference, and where the dense
+    run of the decoded weights is on the direct kernel too, it equals it bit for bit (the same products
+    summed in the same order, minus the zeros)."""
+    from sqsim.compress import compress
+    from sqsim.exec import cpu_kernels
+    from sqsim.ir import Compression
+    if kernel() is None:
+        pytest.skip("no direct-conv kernel on this CPU")
+    layer = Layer("conv", "conv2d", out_channels=out, kernel=kernel_hw, stride=stride, pad=pad, groups=groups,
+                  compression=Compression(0.3, 6, 4))
+    g, w = single(layer, shape)
+    model = compress(g, w, huffman=form == "pqh")
+    x = rand((batch,) + shape, seed=6)
+    used = []
+    real = cpu_kernels.run_sparse_blocks
+    monkeypatch.setattr(cpu_kernels, "run_sparse_blocks", lambda *a: used.append(1) or real(*a))
+    ex = Executor(g, model, threads=2)
+    dense = Executor(g, model.decode(), threads=2)
+    if width == "avx2":
+        ex.backend._direct = dense.backend._direct = avx2_kernel
+    y = ex.run(x)["conv"]
+    assert used, "not on the sparse kernel"
+    np.testing.assert_array_equal(ex.run(x)["conv"], y)  # the kept launch decodes again, the same
+    weight = model.decode()["conv"].weight
+    ref = ref_conv(x, weight, w["conv"].bias, stride, pad, groups)
+    np.testing.assert_allclose(y, ref, rtol=RTOL, atol=RTOL * np.abs(ref).max())
+    c, h, w_ = shape
+    if dense.backend._takes_direct(layer, c, out, (h, w_), batch):
+        np.testing.assert_array_equal(y, dense.run(x)["conv"])
+
+
+@pytest.mark.parametrize("shape, out, kernel_hw, stride, pad, groups", SPARSE_CONVS)
+def test_sparse_conv_stays_inside_its_buffers(shape, out, kernel_hw, stride, pad, groups):
+    """The sparse kernel writes every output once and nothing around it; its tap lists fit the decode
+    buffer and its padded input the work buffer cols_elements gave; a 1x1 conv's input is read (not
+    written) at most a vector past its end, and only where the allocation has that much after it:
+    else the layer is decoded to dense weights instead.  Guard bands on every side."""
+    from sqsim.compress import compress
+    from sqsim.exec.store import sparse_from_model
+    from sqsim.ir import Compression
+    be = CpuBackend(2)
+    if be._direct is None:
+        pytest.skip("no direct-conv kernel on this CPU")
+    layer = Layer("conv", "conv2d", out_channels=out, kernel=kernel_hw, stride=stride, pad=pad, groups=groups,
+                  compression=Compression(0.3, 6, 4))
+    g, w = single(layer, shape)
+    sw = sparse_from_model(compress(g, w, huffman=True))["conv"]
+    c, h, w_ = shape
+    n = 2
+    p = (h + 2 * pad[0] - kernel_hw[0]) // stride[0] + 1
+    q = (w_ + 2 * pad[1] - kernel_hw[1]) // stride[1] + 1
+    guard = 1024
+
+    def guarded(size, fill):
+        a = np.full(size + 2 * guard, fill, np.float32)
+        return a, a[guard:guard + size]
+    ybuf, y = guarded(out * n * p * q, -7.0)
+    wbuf, work = guarded(be.cols_elements(layer, shape, n, (p, q)), -5.0)
+    dbuf, dec = guarded(sw.rows * sw.row_len, -3.0)
+    xbuf, x = guarded(c * n * h * w_, -1.0)
+    x[:] = rand(x.size, 2)
+    x = x.reshape(c, n, h, w_)  # CNHW, as the backend holds activations
+    before = xbuf.copy()
+    assert be._takes_sparse(layer, x, (sw, dec), work)
+    with be.running():
+        be.conv2d(layer, x, y.reshape(out, n, p, q), (sw, dec), sw.bias, False, work)
+    for a, fill in ((ybuf, -7), (wbuf, -5), (dbuf, -3)):
+        assert (a[:guard] == fill).all() and (a[-guard:] == fill).all()
+    np.testing.assert_array_equal(xbuf, before)
+    ref = ref_conv(x.transpose(1, 0, 2, 3), sw.to_dense().weight, sw.bias, stride, pad, groups)
+    got = y.reshape(out, n, p, q).transpose(1, 0, 2, 3)
+    np.testing.assert_allclose(got, ref, rtol=RTOL, atol=RTOL * np.abs(ref).max())
+    if be._pointwise(layer):  # nothing readable after the input: not on the sparse kernel
+        assert not be._takes_sparse(layer, x.copy(), (sw, dec), work)
+
+
+def test_sparse_kernel_takes_only_what_it_is_faster_on():
+    """Compressed convs at most sparse_density dense whose tap lists fit the decode buffer; never dense
+    weights, denser layers, strided 1x1 convs, or with the kernel switched off (sparse_density 0)."""
+    from sqsim.compress import compress
+    from sqsim.exec.store import sparse_from_model
+    from sqsim.ir import Compression
+    be = CpuBackend(1)
+    if be._direct is None:
+        pytest.skip("no direct-conv kernel on this CPU")
+    x = be.empty(16 * 15 * 15).reshape(16, 1, 15, 15)
+    work = np.empty(1 << 16, np.float32)
+
+    def case(density, **kw):
+        layer = Layer("conv", "conv2d", out_channels=64, compression=Compression(density, 6, 4), **kw)
+        g, w = single(layer, (16, 15, 15))
+        sw = sparse_from_model(compress(g, w))["conv"]
+        return layer, sw, w["conv"].weight.reshape(64, -1)
+    layer, sw, dense = case(0.3, kernel=(3, 3), pad=(1, 1))
+    buf = np.empty(sw.rows * sw.row_len, np.float32)
+    assert be._takes_sparse(layer, x, (sw, buf), work)
+    assert not be._takes_sparse(layer, x, dense, work)
+    assert not be._takes_sparse(layer, x, (sw, buf[:sw.n_entries]), work)  # the lists do not fit
+    be.sparse_density = 0.0
+    assert not be._takes_sparse(layer, x, (sw, buf), work)
+    be.sparse_density = 0.4
+    layer, sw, _ = case(0.6, kernel=(3, 3), pad=(1, 1))
+    assert not be._takes_sparse(layer, x, (sw, np.empty(sw.rows * sw.row_len, np.float32)), work)
+    layer, sw, _ = case(0.3, kernel=(1, 1), stride=(2, 2))
+    assert not be._takes_sparse(layer, x, (sw, np.empty(sw.rows * sw.row_len, np.float32)), work)
+    layer, sw, _ = case(0.3, kernel=(1, 1))
+    assert be._takes_sparse(layer, x, (sw, np.empty(sw.rows * sw.row_len, np.float32)), work)

@@ -1015,6 +1015,93 @@ def run_direct_blocks(addr, calls, task_call, task_block, part, part_bytes, code
         _direct_rows(addr, calls, task_call[t], task_call[t + 1], part + numba.get_thread_id() * part_bytes)
 
 
+# --- sparse convolution: a layer decoded to per-row lists of (input offset, value) ------------------------
+# The sparse direct-conv kernel (direct_conv.py, ``sqsim_sparse_conv``) reads, for output channel r,
+# entries ``rowptr[r] <= e < rowptr[r+1]``: the weight ``val[e]`` and the offset ``off[e] = xoff[col_e]`` of
+# its tap's run of the input.  Entry e of the layer is entry e of these lists (stored zeros, the fillers
+# of long gaps, included), so ranges of row blocks decode in parallel, each into its own entries.
+
+
+@njit(inline="always")
+def _place_taps(rel, code, o, i0, i1, e0, pos, r, row_end, codebook, cvals, xoff, val, off, rowptr, row_len):
+    """Entries ``e0 + i`` (``i0 <= i < i1``; relative index and code at ``rel[i + o]``, ``code[i + o]``) as
+    ``val[e]``, ``off[e]``, from position ``pos`` in row ``r`` (ending at ``row_end``); a row's first entry
+    sets its ``rowptr`` (and those of the empty rows before it).  Returns the new ``pos, r, row_end``."""
+    for i in range(i0 + o, i1 + o):
+        e = np.uint64(e0 + i - o)
+        pos += rel[np.uint64(i)] + 1
+        while pos >= row_end:
+            r += 1
+            row_end += row_len
+            rowptr[np.uint64(r)] = e
+        val[e] = codebook[e] if cvals else codebook[np.uint64(code[np.uint64(i)])]
+        off[e] = xoff[np.uint64(pos - row_end + row_len)]
+    return pos, r, row_end
+
+
+@njit(inline="always")
+def _decode_taps(b0, b1, codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev,
+                 block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, xoff, val, off, rowptr):
+    """Decode blocks ``b0 <= b < b1`` (one run of entries) into the tap lists: entries ``block_entry[b0]
+    <= e < block_entry[b1]`` and ``rowptr[r]`` for ``block_row[b0] <= r <= block_row[b1]``."""
+    n, n8 = (0, _LANE_BUF) if cmt.size else (_CHUNK, 0)
+    relb = np.empty(n, np.int64)
+    codeb = np.empty(n, np.int64)
+    rb8 = np.zeros(n8, np.uint8)
+    cb8 = np.empty(n8, np.uint8)
+    st = np.empty(4 * LANES, np.int64)
+    pos = block_prev[b0]
+    cb = block_cbit[b0]
+    rb = block_rbit[b0]
+    e0 = block_entry[b0]
+    e_end = block_entry[b1]
+    r = block_row[b0]  # every entry of the range lies in its rows
+    row_end = (r + 1) * row_len
+    rowptr[r] = e0
+    while e0 < e_end:
+        m, rb, cb = _next_chunk(rdata, rtable, rmt, rseg, rb, cdata, ctable, cmt, cseg, cb, cvals, e0, e_end, relb,
+                                codeb, rb8, cb8, st)
+        if cmt.size:
+            for p in range(LANES):
+                i0, i1, o = _segment(e0, m, p)
+                pos, r, row_end = _place_taps(rb8, cb8, o, i0, i1, e0, pos, r, row_end, codebook, cvals, xoff, val,
+                                              off, rowptr, row_len)
+        else:
+            pos, r, row_end = _place_taps(relb, codeb, 0, 0, m, e0, pos, r, row_end, codebook, cvals, xoff, val, off,
+                                          rowptr, row_len)
+        e0 += m
+    while r < block_row[b1]:  # the rows after the last entry's, and the range's end
+        r += 1
+        rowptr[r] = e_end
+
+
+@njit(parallel=True, **_OPTS)
+def decode_taps(codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev, block_cbit,
+                block_rbit, row_len, rmt, cmt, rseg, cseg, tasks, xoff, val, off, rowptr):
+    """Decode a compressed layer into the sparse kernel's tap lists (``val``, ``off``: one per entry;
+    ``rowptr``: rows + 1) as ``tasks`` parallel runs of row blocks."""
+    nb = block_row.size - 1
+    tasks = max(1, min(nb, tasks))
+    for t in prange(tasks):
+        _decode_taps(t * nb // tasks, (t + 1) * nb // tasks, codebook, cdata, ctable, cvals, rdata, rtable, block_row,
+                     block_entry, block_prev, block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, xoff, val, off,
+                     rowptr)
+
+
+@njit(parallel=True, **_OPTS)
+def run_sparse_blocks(addr, calls, task_call, task_block, codebook, cdata, ctable, cvals, rdata, rtable, block_row,
+                      block_entry, block_prev, block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, xoff, val, off,
+                      rowptr):
+    """The sparse direct-conv kernel at ``addr`` on a layer decoded task by task: task t decodes row blocks
+    ``task_block[t, 0] <= b < task_block[t, 1]`` into its tap lists, then runs calls ``task_call[t] ..
+    task_call[t+1]-1`` (:func:`run_direct`'s rows), which read only those rows' lists, still in its cache."""
+    for t in prange(task_block.shape[0]):
+        _decode_taps(task_block[t, 0], task_block[t, 1], codebook, cdata, ctable, cvals, rdata, rtable, block_row,
+                     block_entry, block_prev, block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, xoff, val, off,
+                     rowptr)
+        _direct_rows(addr, calls, task_call[t], task_call[t + 1], 0)
+
+
 @njit(inline="always")
 def _add_lane(s0, s1, s2, s3, lane, t):
     if lane == 0:

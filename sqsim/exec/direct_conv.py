@@ -40,6 +40,8 @@ LB = 64
 NSEG = 3
 # Software prefetch distance, in tiles.
 PF = 4
+# Vectors of output positions the sparse kernel keeps in registers for one output channel.
+SNV = 8
 
 _LOCK = threading.Lock()
 _KERNEL = None
@@ -55,10 +57,10 @@ class DirectConvKernel:
         ``tile = nv * vl`` positions.
     """
 
-    def __init__(self, kr: int, nv: int, vl: int, fn, blocked, engine):
-        self.kr, self.nv, self.vl = kr, nv, vl
+    def __init__(self, kr: int, nv: int, vl: int, fn, blocked, engine, sparse=None, snv: int = 0):
+        self.kr, self.nv, self.vl, self.snv = kr, nv, vl, snv
         self.tile = nv * vl
-        self._fn, self._blocked = fn, blocked
+        self._fn, self._blocked, self._sparse = fn, blocked, sparse
         self._engine = engine  # keeps the machine code alive
 
     def pack(self, w2d: np.ndarray) -> np.ndarray:
@@ -92,6 +94,11 @@ class DirectConvKernel:
         ``(w, x, xoff, y, ldy, nkb, ntiles, L, bias, relu, vdst, vmask, part)``, all 64-bit integers or
         pointers (``part`` unused by the unblocked form), for :func:`cpu_kernels.run_direct`."""
         return ctypes.cast(self._blocked if blocked else self._fn, ctypes.c_void_p).value
+
+    def sparse_address(self) -> int:
+        """The machine-code address of the sparse kernel, a C function of ``(val, x, off, y, ldy, nrows,
+        nvec, rowptr, bias, relu, vdst, vmask, unused)`` (:func:`_module`), for :func:`cpu_kernels.run_direct`."""
+        return ctypes.cast(self._sparse, ctypes.c_void_p).value
 
 
 def store_map(n: int, hq: int, wq: int, p: int, q: int, nvec: int, vl: int) -> tuple[np.ndarray, np.ndarray]:
@@ -132,7 +139,7 @@ def kernel() -> DirectConvKernel:
     return _KERNEL
 
 
-def compile_kernel(wide: bool | None = None) -> DirectConvKernel:
+def compile_kernel(wide: bool | None = None, snv: int | None = None) -> DirectConvKernel:
     """Compile the kernel for the host CPU: 16-lane vectors where it has AVX-512 (``wide=None``), else
     8-lane (AVX2); ``wide=False`` forces the 8-lane form (tests run it on AVX-512 hosts too)."""
     import llvmlite.binding as llvm
@@ -146,7 +153,8 @@ def compile_kernel(wide: bool | None = None) -> DirectConvKernel:
         wide = bool(features.get("avx512f", False))
     # AVX-512: 32 vector registers of 16 floats; otherwise (AVX2) 16 registers of 8.
     kr, nv, vl = (8, 3, 16) if wide else (4, 3, 8)
-    ir_text = _module(kr, nv, vl)
+    snv = snv or SNV
+    ir_text = _module(kr, nv, vl, snv)
     mod = llvm.parse_assembly(ir_text)
     mod.verify()
     target = llvm.Target.from_default_triple()
@@ -161,10 +169,11 @@ def compile_kernel(wide: bool | None = None) -> DirectConvKernel:
     sig = ctypes.CFUNCTYPE(None, ptr, ptr, ptr, ptr, i64, i64, i64, i64, ptr, i64, ptr, ptr, ptr)
     fn = sig(engine.get_function_address("sqsim_direct_conv"))
     blocked = sig(engine.get_function_address("sqsim_direct_conv_blocked"))
-    return DirectConvKernel(kr, nv, vl, fn, blocked, engine)
+    sparse = sig(engine.get_function_address("sqsim_sparse_conv"))
+    return DirectConvKernel(kr, nv, vl, fn, blocked, engine, sparse, snv)
 
 
-def _module(kr: int, nv: int, vl: int) -> str:
+def _module(kr: int, nv: int, vl: int, snv: int = 8) -> str:
     """LLVM IR of ``sqsim_direct_conv`` and ``sqsim_direct_conv_blocked``, both
     ``(w, x, xoff, y, ldy, nkb, ntiles, L, bias, relu, vdst, vmask, part)``:
 
@@ -269,17 +278,22 @@ def _module(kr: int, nv: int, vl: int) -> str:
         """y[rows of kb, vectors of tile t] = max(acc + bias, 0) (ReLU if relu), by masked segments."""
         row0 = b.mul(kb, c64(kr))
         rows = [b.gep(y, [b.mul(b.add(row0, c64(r)), ldy)]) for r in range(kr)]
-        do_relu = b.icmp_signed("!=", relu, c64(0))
         biases = [broadcast(b.load(b.gep(bias, [b.add(row0, c64(r))]))) for r in range(kr)]
+        store_vectors(acc, rows, biases, b.mul(t, c64(nv)), kr, nv, relu, vdst, vmask)
+
+    def store_vectors(acc, rows, biases, v0, n_rows, width, relu, vdst, vmask):
+        """Vectors ``v0 .. v0+width-1`` of the output rows ``rows`` (``acc[r * width + j]``) = max(acc +
+        bias, 0) (ReLU if relu), by masked segments."""
+        do_relu = b.icmp_signed("!=", relu, c64(0))
         ivl = ir.IntType(vl)
-        for j in range(nv):
+        for j in range(width):
             segs, masks = [], []
             for sg in range(NSEG):
-                e = b.add(b.mul(b.add(b.mul(t, c64(nv)), c64(j)), c64(NSEG)), c64(sg))
+                e = b.add(b.mul(b.add(v0, c64(j)), c64(NSEG)), c64(sg))
                 masks.append(b.trunc(b.load(b.gep(vmask, [e])), ivl))
                 segs.append((b.load(b.gep(vdst, [e])), b.bitcast(masks[-1], mvec)))
-            done = [b.select(do_relu, b.call(vmax, [b.fadd(acc[r * nv + j], biases[r]), zero]),
-                             b.fadd(acc[r * nv + j], biases[r])) for r in range(kr)]
+            done = [b.select(do_relu, b.call(vmax, [b.fadd(acc[r * width + j], biases[r]), zero]),
+                             b.fadd(acc[r * width + j], biases[r])) for r in range(n_rows)]
             # Most vectors lie whole inside one output row: a plain store; the others, segment by segment.
             rest = masks[1]
             for m in masks[2:]:
@@ -289,11 +303,11 @@ def _module(kr: int, nv: int, vl: int) -> str:
             plain, split, joined = (b.append_basic_block(f"st.{s}") for s in ("plain", "split", "joined"))
             b.cbranch(whole, plain, split)
             b.position_at_end(plain)
-            for r in range(kr):
+            for r in range(n_rows):
                 b.store(done[r], vptr(rows[r], segs[0][0]), align=4)
             b.branch(joined)
             b.position_at_end(split)
-            for r in range(kr):
+            for r in range(n_rows):
                 for off, m in segs:
                     b.call(mstore, [done[r], vptr(rows[r], off), align, m])
             b.branch(joined)
@@ -351,5 +365,62 @@ def _module(kr: int, nv: int, vl: int) -> str:
             counted(c64(0), nkb, "kb", kb_body)
         counted(c64(0), n_l, "lb", lb_body, step=LB)
     counted(c64(0), ntiles, "tt", t_body)
+    b.ret_void()
+
+    # sqsim_sparse_conv: one output row at a time from its own list of (offset, value) entries
+    val, x, off, y, ldy, nrows, nvec, rowptr, bias, relu, vdst, vmask, _ = function("sqsim_sparse_conv", [f32p])
+    rowptr = b.inttoptr(b.ptrtoint(rowptr, i64), i64p)
+    off = b.inttoptr(b.ptrtoint(off, i64), i32p)
+
+    def sparse_reduce(e0, e1, pos, width):
+        """acc[j] = sum over e0 <= e < e1 of val[e] * x[off[e] + pos + j*VL : +VL], j < width."""
+        pre = b.block
+        hdr, bod, end = (b.append_basic_block(f"e.{s}") for s in ("hdr", "body", "end"))
+        b.branch(hdr)
+        b.position_at_end(hdr)
+        e = b.phi(i64, name="e")
+        e.add_incoming(e0, pre)
+        acc = []
+        for _ in range(width):
+            p = b.phi(vec)
+            p.add_incoming(zero, pre)
+            acc.append(p)
+        b.cbranch(b.icmp_signed("<", e, e1), bod, end)
+        b.position_at_end(bod)
+        o = b.add(b.sext(b.load(b.gep(off, [e])), i64), pos)
+        s = broadcast(b.load(b.gep(val, [e])))
+        new = [b.call(fma, [s, b.load(vptr(x, b.add(o, c64(j * vl))), align=4), acc[j]]) for j in range(width)]
+        e.add_incoming(b.add(e, c64(1)), b.block)
+        for p, v1 in zip(acc, new):
+            p.add_incoming(v1, b.block)
+        b.branch(hdr)
+        b.position_at_end(end)
+        return acc
+
+    def rows_at(v0, width):
+        """Vectors v0 .. v0+width-1 of every row."""
+        def row_body(r):
+            e0 = b.load(b.gep(rowptr, [r]))
+            e1 = b.load(b.gep(rowptr, [b.add(r, c64(1))]))
+            acc = sparse_reduce(e0, e1, b.mul(v0, c64(vl)), width)
+            store_vectors(acc, [b.gep(y, [b.mul(r, ldy)])], [broadcast(b.load(b.gep(bias, [r])))], v0, 1, width,
+                          relu, vdst, vmask)
+        counted(c64(0), nrows, "r", row_body)
+
+    # groups of SNV vectors outermost: a group's input window stays in L1 while every row reads it
+    groups = b.sdiv(nvec, c64(snv))
+    counted(c64(0), groups, "g", lambda gi: rows_at(b.mul(gi, c64(snv)), snv))
+    # the last vectors, fewer than SNV: loops of exactly that width
+    rest = b.sub(nvec, b.mul(groups, c64(snv)))
+    v0 = b.mul(groups, c64(snv))
+    done = b.append_basic_block("rest.done")
+    sw_ = b.switch(rest, done)
+    for width in range(1, snv):
+        blk = b.append_basic_block(f"rest.{width}")
+        sw_.add_case(ir.Constant(i64, width), blk)
+        b.position_at_end(blk)
+        rows_at(v0, width)
+        b.branch(done)
+    b.position_at_end(done)
     b.ret_void()
     return str(mod)
