@@ -407,20 +407,22 @@ def _module(kr: int, nv: int, vl: int, snv: int = 8) -> str:
                           relu, vdst, vmask)
         counted(c64(0), nrows, "r", row_body)
 
-    # groups of SNV vectors outermost: a group's input window stays in L1 while every row reads it
-    groups = b.sdiv(nvec, c64(snv))
-    counted(c64(0), groups, "g", lambda gi: rows_at(b.mul(gi, c64(snv)), snv))
-    # the last vectors, fewer than SNV: loops of exactly that width
-    rest = b.sub(nvec, b.mul(groups, c64(snv)))
-    v0 = b.mul(groups, c64(snv))
-    done = b.append_basic_block("rest.done")
-    sw_ = b.switch(rest, done)
-    for width in range(1, snv):
-        blk = b.append_basic_block(f"rest.{width}")
-        sw_.add_case(ir.Constant(i64, width), blk)
-        b.position_at_end(blk)
-        rows_at(v0, width)
-        b.branch(done)
-    b.position_at_end(done)
+    # groups of at most SNV vectors outermost (a group's input window stays in cache while every row reads
+    # it), as even as they can be: a group of 5 after one of 8 would keep too few sums in flight
+    groups = b.sdiv(b.add(nvec, c64(snv - 1)), c64(snv))
+
+    def group_body(gi):
+        v0 = b.sdiv(b.mul(gi, nvec), groups)
+        v1 = b.sdiv(b.mul(b.add(gi, c64(1)), nvec), groups)
+        done = b.append_basic_block("grp.done")
+        sw_ = b.switch(b.sub(v1, v0), done)
+        for width in range(1, snv + 1):
+            blk = b.append_basic_block(f"grp.{width}")
+            sw_.add_case(ir.Constant(i64, width), blk)
+            b.position_at_end(blk)
+            rows_at(v0, width)
+            b.branch(done)
+        b.position_at_end(done)
+    counted(c64(0), groups, "g", group_body)
     b.ret_void()
     return str(mod)
