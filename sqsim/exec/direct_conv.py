@@ -25,6 +25,15 @@ outermost (the input of a chunk of tiles stays in L2, each tile's panel in L1);
 ``sqsim_direct_conv_blocked`` splits the reduction into blocks of ``LB`` taps, tiles outermost, with
 partial sums in a small per-thread buffer, for reductions whose weights per channel block overflow
 the cache.  Weights are packed ``(K/KR, L, KR)`` so each step reads ``KR`` consecutive floats.
+
+A third function, ``sqsim_sparse_conv``, computes a pruned conv on its sparse form: output channel
+``k`` is a sum over its own list of stored weights, each a value and the offset of its tap's run,
+
+    y[k, dst(o)] = bias[k] + sum_{rowptr[k] <= e < rowptr[k+1]}  val[e] * x[off[e] + o]
+
+(``off[e] = xoff[col_e]``), the same runs as above, so the same input layout and store map serve.
+One output channel at a time, ``SNV`` vectors of positions in registers, each entry one broadcast and
+``SNV`` FMAs: no multiply by a pruned zero (the "direct sparse convolution" of Park et al., ICLR 2017).
 """
 from __future__ import annotations
 
@@ -192,6 +201,15 @@ def _module(kr: int, nv: int, vl: int, snv: int = 8) -> str:
           acc = 0 if l0 == 0 else part[kb]
           acc += the taps l0 <= l < min(L, l0 + LB), as above
           if last block: y[rows, v] = max(acc + bias, 0) else part[kb] = acc
+
+    and ``sqsim_sparse_conv``, ``(val, x, off, y, ldy, nrows, nvec, rowptr, bias, relu, vdst, vmask, _)``
+    (``off`` int32, ``rowptr`` int64, passed in the pointer slots of the others):
+    for g in groups:                      ceil(nvec / SNV) runs of at most SNV vectors, as even as can be
+      for k in range(nrows):              (the group's input window stays in cache across the rows)
+        acc = 0
+        for e in range(rowptr[k], rowptr[k+1]):
+          acc[j] += val[e] * x[off[e] + v0*VL + j*VL : +VL]
+        y[k, vectors of g] = max(acc + bias, 0)
 
     where lane ``i`` of vector ``v`` in segment ``s`` lives at ``y[row*ldy + vdst[v, s] + i]`` and
     belongs to the segment whose bit ``i`` is set in ``vmask[v, s]`` (NSEG segments; lanes in none
