@@ -449,32 +449,40 @@ def test_direct_conv_launches_are_kept_and_follow_new_inputs(form, monkeypatch):
 
 
 # --- the sparse kernel: compressed convs computed on per-row lists of (input offset, value) ---------------
+@pytest.mark.parametrize("ncb", [1, 3])
 @pytest.mark.parametrize("relu", [False, True])
-def test_sparse_kernel_sums_each_rows_entries(kern, relu):
-    """y[r, o] = bias[r] + sum over rowptr[r] <= e < rowptr[r+1] of val[e] * x[off[e] + o]: rows of every
-    length (none, one, many; not sorted by offset), vector counts giving whole groups of SNV vectors and
-    every remainder, ldy wider than the output (the extra columns stay untouched)."""
+def test_sparse_kernel_sums_each_rows_entries(kern, relu, ncb):
+    """y[r, o] = bias[r] + sum over channel blocks j and rowptr[r*ncb+j] <= e < rowptr[r*ncb+j+1] of
+    val[e] * x[j*xstride + off[e] + o]: lists of every length (none, one, many; not sorted by offset),
+    one or several channel blocks (partial sums kept in ``part`` between them), vector counts giving
+    whole groups of SNV vectors and every remainder, ldy wider than the output (the extra columns stay
+    untouched)."""
+    from sqsim.exec import cpu_kernels as K
     rng = np.random.default_rng(3)
-    counts = [0, 1, 7, 0, 40, 3, 0]
-    k = len(counts)
+    counts = [0, 1, 7, 0, 40, 3, 0, 2, 0, 5, 1, 0][:7 * ncb if ncb > 1 else 7]
+    k = len(counts) // ncb
     rowptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     for nvec in range(1, 2 * kern.snv + 2):
         m = nvec * kern.vl
-        x = rng.standard_normal(64 * m + m).astype(np.float32)
+        xstride = 64 * m + 13
+        x = rng.standard_normal(ncb * xstride + m).astype(np.float32)
         off = rng.integers(0, 64 * m, rowptr[-1]).astype(np.int32)
         val = rng.standard_normal(rowptr[-1]).astype(np.float32)
         bias = rng.standard_normal(k).astype(np.float32)
         y = np.full((k, m + 9), np.nan, np.float32)
+        part = np.full(k * kern.snv * kern.vl, np.nan, np.float32)
+        params = np.array([part.ctypes.data, ncb, xstride], np.int64)
         vdst, vmask = store_map(1, 1, m, 1, m, nvec, kern.vl)
         call = np.array([[val.ctypes.data, x.ctypes.data, off.ctypes.data, y.ctypes.data, y.shape[1], k, nvec,
                           rowptr.ctypes.data, bias.ctypes.data, int(relu), vdst.ctypes.data, vmask.ctypes.data]],
                         np.int64)
-        from sqsim.exec import cpu_kernels as K
-        K.run_direct(kern.sparse_address(), call, 0, 0)
+        K.run_direct(kern.sparse_address(), call, params.ctypes.data, 0)
         ref = np.tile(bias[:, None].astype(np.float64), (1, m))
         for r in range(k):
-            for e in range(rowptr[r], rowptr[r + 1]):
-                ref[r] += float(val[e]) * x[off[e]:off[e] + m].astype(np.float64)
+            for j in range(ncb):
+                for e in range(rowptr[r * ncb + j], rowptr[r * ncb + j + 1]):
+                    o = j * xstride + off[e]
+                    ref[r] += float(val[e]) * x[o:o + m].astype(np.float64)
         if relu:
             ref = np.maximum(ref, 0.0)
         np.testing.assert_allclose(y[:, :m], ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
@@ -487,7 +495,7 @@ def test_tap_lists_hold_every_entry(huffman, tables, monkeypatch):
     row, each stored entry's value and its tap's input offset: rebuilt into a dense matrix (with offsets
     ``xoff[col]``) it is the dense decode; rows with no entries at the start, middle and end; whole, in
     runs of 3 and of 1 block, by every stream reader (fixed width, Huffman symbol by symbol and by
-    multi-symbol tables)."""
+    multi-symbol tables), one list a row or one for each block of input channels."""
     from sqsim.compress import compress
     from sqsim.exec import cpu_kernels as K
     from sqsim.exec import store
@@ -505,20 +513,23 @@ def test_tap_lists_hold_every_entry(huffman, tables, monkeypatch):
     sw = store.sparse_from_model(cm, 8)["fc"]
     assert (sw.code_mtable.size > 0) == tables
     xoff = (np.random.default_rng(0).permutation(row_len) * 3).astype(np.int64)  # any offsets
-    col_of = {int(o): c for c, o in enumerate(xoff)}
-    for tasks in (1, 3, 8):
+    for tasks, ncb in ((1, 1), (3, 1), (8, 1), (1, 4), (3, 4), (8, 32)):
+        sub = row_len // ncb  # ncb lists a row, each of the taps of a block of channels, offsets as the first's
+        col_of = {int(o): c for c, o in enumerate(xoff[:sub])}
         e = sw.n_entries
         val = np.full(e, np.nan, np.float32)
         off = np.full(e, -1, np.int32)
-        rowptr = np.full(rows + 1, -1, np.int64)
-        K.decode_taps(*sw.kernel_args(), *sw.huffman_args(), tasks, xoff, val, off, rowptr)
+        rowptr = np.full(rows * ncb + 1, -1, np.int64)
+        K.decode_taps(*sw.kernel_args(), *sw.huffman_args(), tasks, xoff, val, off, rowptr, ncb)
         assert rowptr[0] == 0 and rowptr[-1] == e and np.all(np.diff(rowptr) >= 0)
         rebuilt = np.zeros((rows, row_len), np.float32)
         for r in range(rows):
-            for i in range(rowptr[r], rowptr[r + 1]):
-                rebuilt[r, col_of[int(off[i])]] += val[i]
+            for j in range(ncb):
+                for i in range(rowptr[r * ncb + j], rowptr[r * ncb + j + 1]):
+                    rebuilt[r, j * sub + col_of[int(off[i])]] += val[i]
         np.testing.assert_array_equal(rebuilt, dense)
-        assert not val[:rowptr[16]].any() and not val[rowptr[56]:].any()  # the pruned rows: fillers only
+        # the pruned rows: fillers only
+        assert not val[:rowptr[16 * ncb]].any() and not val[rowptr[56 * ncb]:].any()
 
 
 SPARSE_CONVS = [  # (in C,H,W), out, kernel, stride, pad, groups
@@ -529,7 +540,9 @@ SPARSE_CONVS = [  # (in C,H,W), out, kernel, stride, pad, groups
     ((32, 7, 7), 16, (1, 1), (1, 1), (0, 0), 2),       # grouped 1x1
     ((3, 37, 37), 16, (7, 7), (2, 2), (0, 0), 1),      # stride phases
     ((4, 20, 50), 8, (3, 2), (2, 3), (1, 0), 1),       # unequal strides, rectangular kernel
-    ((320, 9, 9), 24, (3, 3), (1, 1), (1, 1), 1),      # a long reduction
+    ((320, 9, 9), 24, (3, 3), (1, 1), (1, 1), 1),      # a long reduction: blocks of input channels
+    ((256, 7, 7), 32, (3, 3), (1, 1), (1, 1), 2),      # channel blocks in each group
+    ((384, 6, 7), 16, (1, 1), (1, 1), (0, 0), 1),      # 1x1 from many channels: channel blocks, in place
 ]
 
 
@@ -556,12 +569,17 @@ def test_sparse_convs_equal_the_dense_run_on_decoded_weights(shape, out, kernel_
     used = []
     real = cpu_kernels.run_sparse_blocks
     monkeypatch.setattr(cpu_kernels, "run_sparse_blocks", lambda *a: used.append(1) or real(*a))
+    blocks = []
+    real_blocks = CpuBackend._sparse_channel_blocks
+    monkeypatch.setattr(CpuBackend, "_sparse_channel_blocks",
+                        lambda self, *a: blocks.append(real_blocks(self, *a)) or blocks[-1])
     ex = Executor(g, model, threads=2)
     dense = Executor(g, model.decode(), threads=2)
     if width == "avx2":
         ex.backend._direct = dense.backend._direct = avx2_kernel
     y = ex.run(x)["conv"]
     assert used, "not on the sparse kernel"
+    assert (blocks[-1] > 1) == (shape[0] // groups >= 128)  # the long reductions split their channels
     np.testing.assert_array_equal(ex.run(x)["conv"], y)  # the kept launch decodes again, the same
     weight = model.decode()["conv"].weight
     ref = ref_conv(x, weight, w["conv"].bias, stride, pad, groups)

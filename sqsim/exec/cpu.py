@@ -60,6 +60,8 @@ IN_CHUNK_ELEMENTS = 1 << 18
 # A compressed conv storing at most this fraction of its weights runs on the sparse kernel (tap lists)
 # instead of being decoded to dense weights (see CpuBackend._sparse_launch for the measurements).
 SPARSE_CONV_DENSITY = 0.4
+# The input window the sparse kernel keeps in L1 while every output channel reads it (2/3 of 48 KiB).
+SPARSE_WINDOW_BYTES = 32 << 10
 # Elements every buffer of the backend can be read past its end (one vector of the widest kernel).
 VECTOR_SLACK = 16
 
@@ -580,7 +582,8 @@ class CpuBackend:
 
     def _takes_sparse(self, layer, x, w2d, work) -> bool:
         """Whether a conv runs on the sparse kernel (:meth:`_sparse_launch`): compressed weights storing at
-        most ``sparse_density`` of the layer, whose tap lists (8 bytes an entry, and the row pointers) fit
+        most ``sparse_density`` of the layer, whose tap lists (8 bytes an entry, and the pointers of a list
+        per row and block of input channels) fit
         in its decode buffer and whose row blocks start each group; the kernel's vectors must meet at most
         NSEG output rows (as the direct kernel's), its input fit the work buffer (padded) or be
         readable a vector past its end (1x1, read in place)."""
@@ -590,11 +593,12 @@ class CpuBackend:
         sw, buf = w2d
         if sw.n_entries > self.sparse_density * sw.rows * sw.row_len:
             return False
-        if 2 * sw.n_entries + 2 * (sw.rows + 1) + 2 > buf.size:
-            return False
         c, n, h, w = x.shape
         g = layer.groups
         if tuple(layer.stride) != (1, 1) and tuple(layer.kernel) == (1, 1):
+            return False
+        ncb = self._sparse_channel_blocks(layer, c // g, self._geometry(layer, x, np.empty((0, n, 0, 0))))
+        if 2 * sw.n_entries + 2 * (sw.rows * ncb + 1) + 2 > buf.size:
             return False
         if self._block_runs(sw, g, sw.rows // g) is None:
             return False
@@ -622,12 +626,15 @@ class CpuBackend:
         the layer's row blocks into tap lists in ``buf`` (:func:`cpu_kernels.run_sparse_blocks`: per entry
         its value and where its tap's run of the input starts, per row where its entries start), then
         computes those output channels, every entry read from its cache while ``SNV`` vectors of output
-        positions stay in registers (:mod:`.direct_conv`).  No dense weights, no zeros computed, and
+        positions stay in registers (:mod:`.direct_conv`), block of input channels by block where their
+        window overflows L1 (:meth:`_sparse_channel_blocks`).  No dense weights, no zeros computed, and
         the decode only appends to lists (no zeroing, no scattered stores).
 
-        Kernel alone against the dense direct kernel on the same weights, one thread: 0.70-0.83 of its
-        time on 3x3 convs from 16-64 channels at 30-33% density, 0.75-0.80 on a 1x1 from 512 channels
-        at 20%, but 1.1x at 50% and 2x dense."""
+        The first kernel alone (one list a row) against the dense direct kernel on the same weights, one
+        thread: 0.70-0.83 of its time on 3x3 convs from 16-64 channels at 30-33% density, 0.75-0.80 on a
+        1x1 from 512 channels at 20%, but 1.1x at 50% and 2x dense.  Channel blocks, whole launch (decode
+        included, 2 threads, P+Q, in cache): SqueezeNet v1.0 conv10 0.71 vs 0.91 ms, AlexNet conv3-5 1.21,
+        1.00, 0.68 vs 1.49, 1.20, 0.82 ms."""
         kern = self._direct
         c, n, h, w = x.shape
         k, _, p, q = out.shape
@@ -643,12 +650,14 @@ class CpuBackend:
         else:
             src = work[:self._sparse_src_elements(layer, c, n, h, w)]
             prep, src_addr = ("pad", x, *layer.pad, *layer.stride, hq, wq, src), src.ctypes.data
+        phases = layer.stride[0] * layer.stride[1]
+        ncb = self._sparse_channel_blocks(layer, cg, geometry)
         e = sw.n_entries
         flat = buf.reshape(-1)
         val = flat[:e]
         off = flat[e:2 * e].view(np.int32)
         at = 2 * e + (-(2 * e + flat.ctypes.data // 4) % 2)  # the row pointers on an 8-byte boundary
-        rowptr = flat[at:at + 2 * (k + 1)].view(np.int64)
+        rowptr = flat[at:at + 2 * (k * ncb + 1)].view(np.int64)
         item = 4
         ldy = n * p * q
         runs = self._block_runs(sw, g, kg)
@@ -657,16 +666,36 @@ class CpuBackend:
         for i, r0, r1, b0, b1 in runs:
             row = i * kg + r0
             for v0, v1 in vec_runs:
-                calls.append((val.ctypes.data, src_addr + (i * cg * plane * layer.stride[0] * layer.stride[1]
-                                                           + v0 * kern.vl) * item,
+                calls.append((val.ctypes.data, src_addr + (i * cg * plane * phases + v0 * kern.vl) * item,
                               off.ctypes.data, out.ctypes.data + row * ldy * item, ldy, r1 - r0, v1 - v0,
-                              rowptr.ctypes.data + row * 8, b.ctypes.data + row * item, int(relu),
+                              rowptr.ctypes.data + row * ncb * 8, b.ctypes.data + row * item, int(relu),
                               vdst.ctypes.data + v0 * NSEG * 8, vmask.ctypes.data + v0 * NSEG * 4))
             task_call.append(len(calls))
             task_block.append((b0, b1))
+        # per thread id: its partial sums (SNV vectors for each row of a task), the channel blocks and the
+        # distance between their inputs
+        threads = numba.config.NUMBA_NUM_THREADS
+        rows = max(r1 - r0 for _, r0, r1, _, _ in runs) if ncb > 1 else 0
+        part = self.empty(threads * rows * kern.snv * kern.vl).reshape(threads, -1)
+        params = np.array([(part[t].ctypes.data, ncb, cg // ncb * phases * plane) for t in range(threads)], np.int64)
         args = (kern.sparse_address(), np.array(calls, np.int64), np.array(task_call, np.int64),
-                np.array(task_block, np.int64), *sw.kernel_args(), *sw.huffman_args(), xoff, val, off, rowptr)
-        return prep, None, K.run_sparse_blocks, args, (val, off, rowptr, xoff)
+                np.array(task_block, np.int64), params.ctypes.data, params.strides[0], *sw.kernel_args(),
+                *sw.huffman_args(), xoff, val, off, rowptr, ncb)
+        return prep, None, K.run_sparse_blocks, args, (val, off, rowptr, xoff, part, params)
+
+    def _sparse_channel_blocks(self, layer, cg: int, geometry) -> int:
+        """Into how many blocks of input channels the sparse kernel splits a conv's reduction: the fewest
+        whose input window (a block's channels, for SNV vectors of positions and the kernel's reach beyond
+        them) fits SPARSE_WINDOW_BYTES, so it stays in L1 while every output channel reads it; at most
+        one block a channel."""
+        kern = self._direct
+        (kh, kw), (sh, sw) = layer.kernel, layer.stride
+        reach = ((kh - 1) // sh) * geometry[2] + (kw - 1) // sw
+        per_channel = sh * sw * (kern.snv * kern.vl + reach) * 4
+        for ncb in range(1, cg + 1):
+            if cg % ncb == 0 and cg // ncb * per_channel <= SPARSE_WINDOW_BYTES:
+                return ncb
+        return cg
 
     def _channel_tasks(self, sw: SparseWeights | None, g: int, kg: int, kr: int):
         """The tasks of a direct conv split by output channels: ``(group, k0, k1, u0, u1)``, blocks ``k0 <=

@@ -1041,9 +1041,13 @@ def _place_taps(rel, code, o, i0, i1, e0, pos, r, row_end, codebook, cvals, xoff
 
 @njit(inline="always")
 def _decode_taps(b0, b1, codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev,
-                 block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, xoff, val, off, rowptr):
+                 block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, xoff, val, off, rowptr, ncb):
     """Decode blocks ``b0 <= b < b1`` (one run of entries) into the tap lists: entries ``block_entry[b0]
-    <= e < block_entry[b1]`` and ``rowptr[r]`` for ``block_row[b0] <= r <= block_row[b1]``."""
+    <= e < block_entry[b1]``, and a list per row and block of input channels: each row's ``row_len``
+    weights are ``ncb`` sub-rows of ``row_len / ncb`` (the taps of consecutive channels), sub-row ``s =
+    r*ncb + j`` starts at entry ``rowptr[s]`` (``block_row[b0]*ncb <= s <= block_row[b1]*ncb``), and its
+    offsets are those of the first block's taps (``xoff[col - j*row_len/ncb]``)."""
+    row_len = row_len // ncb
     n, n8 = (0, _LANE_BUF) if cmt.size else (_CHUNK, 0)
     relb = np.empty(n, np.int64)
     codeb = np.empty(n, np.int64)
@@ -1055,7 +1059,7 @@ def _decode_taps(b0, b1, codebook, cdata, ctable, cvals, rdata, rtable, block_ro
     rb = block_rbit[b0]
     e0 = block_entry[b0]
     e_end = block_entry[b1]
-    r = block_row[b0]  # every entry of the range lies in its rows
+    r = block_row[b0] * ncb  # every entry of the range lies in its rows
     row_end = (r + 1) * row_len
     rowptr[r] = e0
     while e0 < e_end:
@@ -1070,36 +1074,38 @@ def _decode_taps(b0, b1, codebook, cdata, ctable, cvals, rdata, rtable, block_ro
             pos, r, row_end = _place_taps(relb, codeb, 0, 0, m, e0, pos, r, row_end, codebook, cvals, xoff, val, off,
                                           rowptr, row_len)
         e0 += m
-    while r < block_row[b1]:  # the rows after the last entry's, and the range's end
+    while r < block_row[b1] * ncb:  # the rows after the last entry's, and the range's end
         r += 1
         rowptr[r] = e_end
 
 
 @njit(parallel=True, **_OPTS)
 def decode_taps(codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev, block_cbit,
-                block_rbit, row_len, rmt, cmt, rseg, cseg, tasks, xoff, val, off, rowptr):
+                block_rbit, row_len, rmt, cmt, rseg, cseg, tasks, xoff, val, off, rowptr, ncb):
     """Decode a compressed layer into the sparse kernel's tap lists (``val``, ``off``: one per entry;
-    ``rowptr``: rows + 1) as ``tasks`` parallel runs of row blocks."""
+    ``rowptr``: rows * ncb + 1, see :func:`_decode_taps`) as ``tasks`` parallel runs of row blocks."""
     nb = block_row.size - 1
     tasks = max(1, min(nb, tasks))
     for t in prange(tasks):
         _decode_taps(t * nb // tasks, (t + 1) * nb // tasks, codebook, cdata, ctable, cvals, rdata, rtable, block_row,
                      block_entry, block_prev, block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, xoff, val, off,
-                     rowptr)
+                     rowptr, ncb)
 
 
 @njit(parallel=True, **_OPTS)
-def run_sparse_blocks(addr, calls, task_call, task_block, codebook, cdata, ctable, cvals, rdata, rtable, block_row,
-                      block_entry, block_prev, block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, xoff, val, off,
-                      rowptr):
+def run_sparse_blocks(addr, calls, task_call, task_block, params, params_bytes, codebook, cdata, ctable, cvals, rdata,
+                      rtable, block_row, block_entry, block_prev, block_cbit, block_rbit, row_len, rmt, cmt, rseg,
+                      cseg, xoff, val, off, rowptr, ncb):
     """The sparse direct-conv kernel at ``addr`` on a layer decoded task by task: task t decodes row blocks
     ``task_block[t, 0] <= b < task_block[t, 1]`` into its tap lists, then runs calls ``task_call[t] ..
-    task_call[t+1]-1`` (:func:`run_direct`'s rows), which read only those rows' lists, still in its cache."""
+    task_call[t+1]-1`` (:func:`run_direct`'s rows), which read only those rows' lists, still in its cache;
+    each thread's kernel parameters (partial sums, channel blocks, :mod:`.direct_conv`) at ``params +
+    tid*params_bytes``."""
     for t in prange(task_block.shape[0]):
         _decode_taps(task_block[t, 0], task_block[t, 1], codebook, cdata, ctable, cvals, rdata, rtable, block_row,
                      block_entry, block_prev, block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, xoff, val, off,
-                     rowptr)
-        _direct_rows(addr, calls, task_call[t], task_call[t + 1], 0)
+                     rowptr, ncb)
+        _direct_rows(addr, calls, task_call[t], task_call[t + 1], params + numba.get_thread_id() * params_bytes)
 
 
 @njit(inline="always")

@@ -34,6 +34,10 @@ A third function, ``sqsim_sparse_conv``, computes a pruned conv on its sparse fo
 (``off[e] = xoff[col_e]``), the same runs as above, so the same input layout and store map serve.
 One output channel at a time, ``SNV`` vectors of positions in registers, each entry one broadcast and
 ``SNV`` FMAs: no multiply by a pruned zero (the "direct sparse convolution" of Park et al., ICLR 2017).
+Each entry reads ``SNV`` vectors of input for ``SNV`` FMAs, so the kernel runs at the speed the input
+window of a group of vectors comes in: where the window of all input channels overflows L1 the lists
+are split by blocks of input channels (one list per row and block), the blocks run one after another
+over every row, and the partial sums go through a small buffer (the "blocked" order above).
 """
 from __future__ import annotations
 
@@ -202,14 +206,16 @@ def _module(kr: int, nv: int, vl: int, snv: int = 8) -> str:
           acc += the taps l0 <= l < min(L, l0 + LB), as above
           if last block: y[rows, v] = max(acc + bias, 0) else part[kb] = acc
 
-    and ``sqsim_sparse_conv``, ``(val, x, off, y, ldy, nrows, nvec, rowptr, bias, relu, vdst, vmask, _)``
-    (``off`` int32, ``rowptr`` int64, passed in the pointer slots of the others):
+    and ``sqsim_sparse_conv``, ``(val, x, off, y, ldy, nrows, nvec, rowptr, bias, relu, vdst, vmask,
+    params)`` (``off`` int32, ``rowptr`` int64, passed in the pointer slots of the others; ``params`` ->
+    int64 ``[part, ncb, xstride]``: partial sums of SNV vectors a row, channel blocks, their distance):
     for g in groups:                      ceil(nvec / SNV) runs of at most SNV vectors, as even as can be
-      for k in range(nrows):              (the group's input window stays in cache across the rows)
-        acc = 0
-        for e in range(rowptr[k], rowptr[k+1]):
-          acc[j] += val[e] * x[off[e] + v0*VL + j*VL : +VL]
-        y[k, vectors of g] = max(acc + bias, 0)
+      for jb in range(ncb):               a block of input channels: its window of x stays in L1
+        for k in range(nrows):
+          acc = 0 if jb == 0 else part[k]
+          for e in range(rowptr[k*ncb + jb], rowptr[k*ncb + jb + 1]):
+            acc[j] += val[e] * x[jb*xstride + off[e] + v0*VL + j*VL : +VL]
+          if last block: y[k, vectors of g] = max(acc + bias, 0) else part[k] = acc
 
     where lane ``i`` of vector ``v`` in segment ``s`` lives at ``y[row*ldy + vdst[v, s] + i]`` and
     belongs to the segment whose bit ``i`` is set in ``vmask[v, s]`` (NSEG segments; lanes in none
@@ -385,13 +391,19 @@ def _module(kr: int, nv: int, vl: int, snv: int = 8) -> str:
     counted(c64(0), ntiles, "tt", t_body)
     b.ret_void()
 
-    # sqsim_sparse_conv: one output row at a time from its own list of (offset, value) entries
-    val, x, off, y, ldy, nrows, nvec, rowptr, bias, relu, vdst, vmask, _ = function("sqsim_sparse_conv", [f32p])
+    # sqsim_sparse_conv: one output row at a time from its own lists of (offset, value) entries, one list
+    # per block of input channels
+    val, x, off, y, ldy, nrows, nvec, rowptr, bias, relu, vdst, vmask, params = function("sqsim_sparse_conv",
+                                                                                         [f32p])
     rowptr = b.inttoptr(b.ptrtoint(rowptr, i64), i64p)
     off = b.inttoptr(b.ptrtoint(off, i64), i32p)
+    params = b.inttoptr(b.ptrtoint(params, i64), i64p)
+    part = b.inttoptr(b.load(b.gep(params, [c64(0)])), f32p)
+    ncb = b.load(b.gep(params, [c64(1)]))
+    xstride = b.load(b.gep(params, [c64(2)]))
 
-    def sparse_reduce(e0, e1, pos, width):
-        """acc[j] = sum over e0 <= e < e1 of val[e] * x[off[e] + pos + j*VL : +VL], j < width."""
+    def sparse_reduce(xb, e0, e1, pos, init):
+        """acc[j] = init[j] + sum over e0 <= e < e1 of val[e] * xb[off[e] + pos + j*VL : +VL]."""
         pre = b.block
         hdr, bod, end = (b.append_basic_block(f"e.{s}") for s in ("hdr", "body", "end"))
         b.branch(hdr)
@@ -399,15 +411,15 @@ def _module(kr: int, nv: int, vl: int, snv: int = 8) -> str:
         e = b.phi(i64, name="e")
         e.add_incoming(e0, pre)
         acc = []
-        for _ in range(width):
+        for v0 in init:
             p = b.phi(vec)
-            p.add_incoming(zero, pre)
+            p.add_incoming(v0, pre)
             acc.append(p)
         b.cbranch(b.icmp_signed("<", e, e1), bod, end)
         b.position_at_end(bod)
         o = b.add(b.sext(b.load(b.gep(off, [e])), i64), pos)
         s = broadcast(b.load(b.gep(val, [e])))
-        new = [b.call(fma, [s, b.load(vptr(x, b.add(o, c64(j * vl))), align=4), acc[j]]) for j in range(width)]
+        new = [b.call(fma, [s, b.load(vptr(xb, b.add(o, c64(j * vl))), align=4), acc[j]]) for j in range(len(init))]
         e.add_incoming(b.add(e, c64(1)), b.block)
         for p, v1 in zip(acc, new):
             p.add_incoming(v1, b.block)
@@ -416,14 +428,46 @@ def _module(kr: int, nv: int, vl: int, snv: int = 8) -> str:
         return acc
 
     def rows_at(v0, width):
-        """Vectors v0 .. v0+width-1 of every row."""
-        def row_body(r):
-            e0 = b.load(b.gep(rowptr, [r]))
-            e1 = b.load(b.gep(rowptr, [b.add(r, c64(1))]))
-            acc = sparse_reduce(e0, e1, b.mul(v0, c64(vl)), width)
-            store_vectors(acc, [b.gep(y, [b.mul(r, ldy)])], [broadcast(b.load(b.gep(bias, [r])))], v0, 1, width,
-                          relu, vdst, vmask)
-        counted(c64(0), nrows, "r", row_body)
+        """Vectors v0 .. v0+width-1 of every row: channel block by channel block (the block's input window
+        stays in L1 while every row reads it), partial sums in ``part`` (SNV vectors a row) between."""
+        def cb_body(jb):
+            xb = b.gep(x, [b.mul(jb, xstride)])
+            first = b.icmp_signed("==", jb, c64(0))
+            last = b.icmp_signed("==", jb, b.sub(ncb, c64(1)))
+
+            def row_body(r):
+                sub = b.add(b.mul(r, ncb), jb)
+                e0 = b.load(b.gep(rowptr, [sub]))
+                e1 = b.load(b.gep(rowptr, [b.add(sub, c64(1))]))
+                pr = b.gep(part, [b.mul(r, c64(snv * vl))])
+                ptrs = [vptr(pr, c64(j * vl)) for j in range(width)]
+                load_b, init_b = (b.append_basic_block(f"init.{s}") for s in ("load", "done"))
+                pre = b.block
+                b.cbranch(first, init_b, load_b)
+                b.position_at_end(load_b)
+                old = [b.load(p_, align=4) for p_ in ptrs]
+                b.branch(init_b)
+                b.position_at_end(init_b)
+                init = []
+                for v in old:
+                    ph = b.phi(vec)
+                    ph.add_incoming(zero, pre)
+                    ph.add_incoming(v, load_b)
+                    init.append(ph)
+                acc = sparse_reduce(xb, e0, e1, b.mul(v0, c64(vl)), init)
+                fin, keep, done = (b.append_basic_block(f"cb.{s}") for s in ("fin", "keep", "done"))
+                b.cbranch(last, fin, keep)
+                b.position_at_end(fin)
+                store_vectors(acc, [b.gep(y, [b.mul(r, ldy)])], [broadcast(b.load(b.gep(bias, [r])))], v0, 1,
+                              width, relu, vdst, vmask)
+                b.branch(done)
+                b.position_at_end(keep)
+                for p_, v in zip(ptrs, acc):
+                    b.store(v, p_, align=4)
+                b.branch(done)
+                b.position_at_end(done)
+            counted(c64(0), nrows, "r", row_body)
+        counted(c64(0), ncb, "jb", cb_body)
 
     # groups of at most SNV vectors outermost (a group's input window stays in cache while every row reads
     # it), as even as they can be: a group of 5 after one of 8 would keep too few sums in flight
