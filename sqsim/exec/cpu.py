@@ -632,9 +632,9 @@ class CpuBackend:
 
         The first kernel alone (one list a row) against the dense direct kernel on the same weights, one
         thread: 0.70-0.83 of its time on 3x3 convs from 16-64 channels at 30-33% density, 0.75-0.80 on a
-        1x1 from 512 channels at 20%, but 1.1x at 50% and 2x dense.  Channel blocks, whole launch (decode
-        included, 2 threads, P+Q, in cache): SqueezeNet v1.0 conv10 0.71 vs 0.91 ms, AlexNet conv3-5 1.21,
-        1.00, 0.68 vs 1.49, 1.20, 0.82 ms."""
+        1x1 from 512 channels at 20%, but 1.1x at 50% and 2x dense.  Channel blocks against one list a row,
+        whole launch (decode included, 2 threads, in cache): SqueezeNet v1.0 conv10 (P+Q+H) 0.71 vs 0.91
+        ms, AlexNet conv3-5 (P+Q) 1.21, 1.00, 0.68 vs 1.49, 1.20, 0.82 ms."""
         kern = self._direct
         c, n, h, w = x.shape
         k, _, p, q = out.shape
