@@ -26,10 +26,12 @@ A compressed conv storing at most SPARSE_CONV_DENSITY of its weights (the pruned
 of SqueezeNet, AlexNet's conv2-5) never becomes dense: each task decodes its rows into per-row lists of
 (input offset, value), in the one reused decode buffer, and the sparse kernel of :mod:`.direct_conv`
 computes those output channels from them (:func:`cpu_kernels.run_sparse_blocks`): a third of the
-multiply-adds, no zeroing, and the decoder only appends to lists.  SqueezeNet v1.0 at batch 1, P+Q+H:
-0.93-0.95 of the dense run's speed against 0.86-0.87 decoding dense weights (three pairs of alternating
-processes); at batch 16, 1.11x dense against 0.98x (one process, alternating).  Other compressed convs and fc layers decode into
-the reused buffer before the GEMM (for the direct kernel straight into its blocked order; in a channel-split conv each task decodes its own rows
+multiply-adds, no zeroing, and the decoder only appends to lists.  SqueezeNet at batch 1, P+Q+H against
+the dense run: v1.0 0.94-0.95 of its speed, v1.1 0.97-0.98, against 0.86-0.87 and 0.81 decoding dense
+weights (pairs of alternating processes); at batch 16 (v1.0) 1.11x against 0.98x (one process).
+
+Other compressed convs and fc layers decode into the reused buffer before the GEMM (for the direct
+kernel straight into its blocked order; in a channel-split conv each task decodes its own rows
 just before multiplying them, :func:`cpu_kernels.decode_row_range` and
 :func:`cpu_kernels.decode_block_range`, and :func:`cpu_kernels.run_direct_rows` and
 :func:`cpu_kernels.run_direct_blocks` on the direct kernel), or, for fc layers where it is cheaper, multiplies on the sparse
@@ -588,26 +590,26 @@ class CpuBackend:
         NSEG output rows (as the direct kernel's), its input fit the work buffer (padded) or be
         readable a vector past its end (1x1, read in place)."""
         kern = self._direct
-        if kern is None or kern.snv == 0 or not isinstance(w2d, tuple) or layer.op != "conv2d":
+        if kern is None or not isinstance(w2d, tuple) or layer.op != "conv2d":
             return False
         sw, buf = w2d
         if sw.n_entries > self.sparse_density * sw.rows * sw.row_len:
             return False
         c, n, h, w = x.shape
         g = layer.groups
-        if tuple(layer.stride) != (1, 1) and tuple(layer.kernel) == (1, 1):
+        (sh, sw_), (ph, pw) = layer.stride, layer.pad
+        if (sh, sw_) != (1, 1) and tuple(layer.kernel) == (1, 1):
             return False
-        ncb = self._sparse_channel_blocks(layer, c // g, self._geometry(layer, x, np.empty((0, n, 0, 0))))
+        if c * sh * sw_ * (n * (h + 2 * ph) * (w + 2 * pw) + 1) >= 2 ** 31:
+            return False  # the tap lists hold input offsets as int32
+        _, wq = self._phase_hw(layer, (h, w))
+        ncb = self._sparse_channel_blocks(layer, c // g, wq)
         if 2 * sw.n_entries + 2 * (sw.rows * ncb + 1) + 2 > buf.size:
             return False
         if self._block_runs(sw, g, sw.rows // g) is None:
             return False
-        if c * layer.stride[0] * layer.stride[1] * (n * (h + 2 * layer.pad[0]) * (w + 2 * layer.pad[1]) + 1) \
-                >= 2 ** 31:
-            return False  # the tap lists hold input offsets as int32
         if self._pointwise(layer):
             return _readable_after(x) >= kern.vl
-        _, wq = self._phase_hw(layer, (h, w))
         if 2 * wq < kern.vl - 1:
             return False
         return work.size >= self._sparse_src_elements(layer, c, n, h, w)
@@ -651,7 +653,7 @@ class CpuBackend:
             src = work[:self._sparse_src_elements(layer, c, n, h, w)]
             prep, src_addr = ("pad", x, *layer.pad, *layer.stride, hq, wq, src), src.ctypes.data
         phases = layer.stride[0] * layer.stride[1]
-        ncb = self._sparse_channel_blocks(layer, cg, geometry)
+        ncb = self._sparse_channel_blocks(layer, cg, wq)
         e = sw.n_entries
         flat = buf.reshape(-1)
         val = flat[:e]
@@ -683,14 +685,14 @@ class CpuBackend:
                 *sw.huffman_args(), xoff, val, off, rowptr, ncb)
         return prep, None, K.run_sparse_blocks, args, (val, off, rowptr, xoff, part, params)
 
-    def _sparse_channel_blocks(self, layer, cg: int, geometry) -> int:
-        """Into how many blocks of input channels the sparse kernel splits a conv's reduction: the fewest
-        whose input window (a block's channels, for SNV vectors of positions and the kernel's reach beyond
-        them) fits SPARSE_WINDOW_BYTES, so it stays in L1 while every output channel reads it; at most
-        one block a channel."""
+    def _sparse_channel_blocks(self, layer, cg: int, wq: int) -> int:
+        """Into how many blocks of its ``cg`` input channels (a group's) the sparse kernel splits a conv's
+        reduction: the fewest whose input window (a block's channels, for SNV vectors of positions and the
+        kernel's reach beyond them, rows of the phase width ``wq``) fits SPARSE_WINDOW_BYTES, so it stays
+        in L1 while every output channel reads it; at most one block a channel."""
         kern = self._direct
         (kh, kw), (sh, sw) = layer.kernel, layer.stride
-        reach = ((kh - 1) // sh) * geometry[2] + (kw - 1) // sw
+        reach = ((kh - 1) // sh) * wq + (kw - 1) // sw
         per_channel = sh * sw * (kern.snv * kern.vl + reach) * 4
         for ncb in range(1, cg + 1):
             if cg % ncb == 0 and cg // ncb * per_channel <= SPARSE_WINDOW_BYTES:

@@ -68,9 +68,11 @@ class DirectConvKernel:
     kr, nv, vl : int
         Output channels per register block, vectors per block and lanes per vector; a tile covers
         ``tile = nv * vl`` positions.
+    snv : int
+        Vectors of positions the sparse kernel keeps in registers for one output channel.
     """
 
-    def __init__(self, kr: int, nv: int, vl: int, fn, blocked, engine, sparse=None, snv: int = 0):
+    def __init__(self, kr: int, nv: int, vl: int, fn, blocked, engine, sparse, snv: int):
         self.kr, self.nv, self.vl, self.snv = kr, nv, vl, snv
         self.tile = nv * vl
         self._fn, self._blocked, self._sparse = fn, blocked, sparse
@@ -110,7 +112,8 @@ class DirectConvKernel:
 
     def sparse_address(self) -> int:
         """The machine-code address of the sparse kernel, a C function of ``(val, x, off, y, ldy, nrows,
-        nvec, rowptr, bias, relu, vdst, vmask, unused)`` (:func:`_module`), for :func:`cpu_kernels.run_direct`."""
+        nvec, rowptr, bias, relu, vdst, vmask, params)`` (:func:`_module`), for :func:`cpu_kernels.run_direct`
+        (``params`` in its ``part`` slot) and :func:`cpu_kernels.run_sparse_blocks`."""
         return ctypes.cast(self._sparse, ctypes.c_void_p).value
 
 
@@ -154,7 +157,8 @@ def kernel() -> DirectConvKernel:
 
 def compile_kernel(wide: bool | None = None, snv: int | None = None) -> DirectConvKernel:
     """Compile the kernel for the host CPU: 16-lane vectors where it has AVX-512 (``wide=None``), else
-    8-lane (AVX2); ``wide=False`` forces the 8-lane form (tests run it on AVX-512 hosts too)."""
+    8-lane (AVX2); ``wide=False`` forces the 8-lane form (tests run it on AVX-512 hosts too).  ``snv``:
+    the sparse kernel's vectors per output channel (default SNV)."""
     import llvmlite.binding as llvm
     try:
         llvm.initialize_native_target()
