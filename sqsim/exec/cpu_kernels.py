@@ -871,6 +871,19 @@ def _blocks_whole(block_row, kr):
 
 
 @njit(inline="always")
+def _chunk_buffers(cmt):
+    """The buffers :func:`_next_chunk` reads chunks into: ``(relb, codeb, rb8, cb8, st)``, read_lanes'
+    byte buffers where the layer has multi-symbol tables (``cmt.size``), else symbol by symbol."""
+    n, n8 = (0, _LANE_BUF) if cmt.size else (_CHUNK, 0)
+    relb = np.empty(n, np.int64)
+    codeb = np.empty(n, np.int64)
+    rb8 = np.zeros(n8, np.uint8)  # stays zero for a layer without an index stream
+    cb8 = np.empty(n8, np.uint8)
+    st = np.empty(4 * LANES, np.int64)
+    return relb, codeb, rb8, cb8, st
+
+
+@njit(inline="always")
 def _decode_range(b0, b1, codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev,
                   block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, kr, out):
     """Decode blocks ``b0 <= b < b1`` (consecutive blocks: one run of entries from block b0's checkpoint)
@@ -883,12 +896,7 @@ def _decode_range(b0, b1, codebook, cdata, ctable, cvals, rdata, rtable, block_r
     vs 1153 us with everything in cache); AlexNet's fc6 (151 MB dense) 28 vs 41 ms in rows."""
     w0, w1 = block_row[b0] * row_len, block_row[b1] * row_len
     zero = _rows_whole(block_row, b0, b1, kr) and not _all_stored(rtable, block_entry[b1] - block_entry[b0], w1 - w0)
-    n, n8 = (0, _LANE_BUF) if cmt.size else (_CHUNK, 0)  # read_lanes' byte buffers, or symbol by symbol
-    relb = np.empty(n, np.int64)
-    codeb = np.empty(n, np.int64)
-    rb8 = np.zeros(n8, np.uint8)  # stays zero for a layer without an index stream
-    cb8 = np.empty(n8, np.uint8)
-    st = np.empty(4 * LANES, np.int64)
+    relb, codeb, rb8, cb8, st = _chunk_buffers(cmt)
     pos = block_prev[b0]
     cb = block_cbit[b0]
     rb = block_rbit[b0]
@@ -1048,12 +1056,7 @@ def _decode_taps(b0, b1, codebook, cdata, ctable, cvals, rdata, rtable, block_ro
     r*ncb + j`` starts at entry ``rowptr[s]`` (``block_row[b0]*ncb <= s <= block_row[b1]*ncb``), and its
     offsets are those of the first block's taps (``xoff[col - j*row_len/ncb]``)."""
     row_len = row_len // ncb
-    n, n8 = (0, _LANE_BUF) if cmt.size else (_CHUNK, 0)
-    relb = np.empty(n, np.int64)
-    codeb = np.empty(n, np.int64)
-    rb8 = np.zeros(n8, np.uint8)
-    cb8 = np.empty(n8, np.uint8)
-    st = np.empty(4 * LANES, np.int64)
+    relb, codeb, rb8, cb8, st = _chunk_buffers(cmt)
     pos = block_prev[b0]
     cb = block_cbit[b0]
     rb = block_rbit[b0]

@@ -267,23 +267,37 @@ def _module(kr: int, nv: int, vl: int, snv: int = 8) -> str:
     def vptr(base, index):
         return b.bitcast(b.gep(base, [index]), vecp)
 
-    def reduce(w, x, xoff, n_l, kb, pos, l0, l1, init):
-        """acc[r, j] = init[r, j] + sum over l0 <= l < l1 of w[kb, l, r] * x[xoff[l] + pos + j*VL : +VL],
-        the accumulators kept in registers as loop-carried vectors (phi nodes)."""
-        wrow = b.gep(w, [b.mul(b.mul(kb, n_l), c64(kr))])
+    def accumulate(i0, i1, init, name, step):
+        """``acc = init; for i in range(i0, i1): acc = step(i, acc)``, the accumulators kept in registers as
+        loop-carried vectors (phi nodes); returns them after the loop."""
         pre = b.block
-        hdr, bod, end = (b.append_basic_block(f"l.{s}") for s in ("hdr", "body", "end"))
+        hdr, bod, end = (b.append_basic_block(f"{name}.{s}") for s in ("hdr", "body", "end"))
         b.branch(hdr)
         b.position_at_end(hdr)
-        l = b.phi(i64, name="l")
-        l.add_incoming(l0, pre)
+        i = b.phi(i64, name=name)
+        i.add_incoming(i0, pre)
         acc = []
         for v0 in init:
             p = b.phi(vec)
             p.add_incoming(v0, pre)
             acc.append(p)
-        b.cbranch(b.icmp_signed("<", l, l1), bod, end)
+        b.cbranch(b.icmp_signed("<", i, i1), bod, end)
         b.position_at_end(bod)
+        new = step(i, acc)
+        i.add_incoming(b.add(i, c64(1)), b.block)
+        for p, v1 in zip(acc, new):
+            p.add_incoming(v1, b.block)
+        b.branch(hdr)
+        b.position_at_end(end)
+        return acc
+
+    def reduce(w, x, xoff, n_l, kb, pos, l0, l1, init):
+        """acc[r, j] = init[r, j] + sum over l0 <= l < l1 of w[kb, l, r] * x[xoff[l] + pos + j*VL : +VL]."""
+        wrow = b.gep(w, [b.mul(b.mul(kb, n_l), c64(kr))])
+        return accumulate(l0, l1, init, "l", lambda l, acc: tap(wrow, x, xoff, pos, l, acc))
+
+    def tap(wrow, x, xoff, pos, l, acc):
+        """One step of :func:`reduce`: tap ``l``'s FMAs into ``acc``."""
         off = b.add(b.load(b.gep(xoff, [l])), pos)
         xs = [b.load(vptr(x, b.add(off, c64(j * vl))), align=4) for j in range(nv)]
         # the same run PF tiles ahead: the taps are more streams than the hardware prefetchers track
@@ -295,12 +309,7 @@ def _module(kr: int, nv: int, vl: int, snv: int = 8) -> str:
         for r in range(kr):
             s = broadcast(b.load(b.gep(wl, [c64(r)])))
             new.extend(b.call(fma, [s, xs[j], acc[r * nv + j]]) for j in range(nv))
-        l.add_incoming(b.add(l, c64(1)), b.block)
-        for p, v1 in zip(acc, new):
-            p.add_incoming(v1, b.block)
-        b.branch(hdr)
-        b.position_at_end(end)
-        return acc
+        return new
 
     def store_out(acc, y, ldy, kb, bias, relu, vdst, vmask, t):
         """y[rows of kb, vectors of tile t] = max(acc + bias, 0) (ReLU if relu), by masked segments."""
@@ -341,6 +350,19 @@ def _module(kr: int, nv: int, vl: int, snv: int = 8) -> str:
             b.branch(joined)
             b.position_at_end(joined)
 
+    def finish_or_keep(last, acc, ptrs, finish):
+        """``if last: finish() else: *ptrs = acc`` (the partial sums kept for the next reduction block)."""
+        fin, keep, done = (b.append_basic_block(f"part.{s}") for s in ("fin", "keep", "done"))
+        b.cbranch(last, fin, keep)
+        b.position_at_end(fin)
+        finish()
+        b.branch(done)
+        b.position_at_end(keep)
+        for p_, v in zip(ptrs, acc):
+            b.store(v, p_, align=4)
+        b.branch(done)
+        b.position_at_end(done)
+
     def function(name, extra):
         nonlocal b
         fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), args + extra), name=name)
@@ -380,16 +402,7 @@ def _module(kr: int, nv: int, vl: int, snv: int = 8) -> str:
                 old = [b.load(p_, align=4) for p_ in ptrs]
                 init = [b.select(first, zero, v) for v in old]
                 acc = reduce(w, x, xoff, n_l, kb, pos, l0, l1, init)
-                fin, keep, done = (b.append_basic_block(f"kb.{s}") for s in ("fin", "keep", "done"))
-                b.cbranch(last, fin, keep)
-                b.position_at_end(fin)
-                store_out(acc, y, ldy, kb, bias, relu, vdst, vmask, t)
-                b.branch(done)
-                b.position_at_end(keep)
-                for p_, v in zip(ptrs, acc):
-                    b.store(v, p_, align=4)
-                b.branch(done)
-                b.position_at_end(done)
+                finish_or_keep(last, acc, ptrs, lambda: store_out(acc, y, ldy, kb, bias, relu, vdst, vmask, t))
             counted(c64(0), nkb, "kb", kb_body)
         counted(c64(0), n_l, "lb", lb_body, step=LB)
     counted(c64(0), ntiles, "tt", t_body)
@@ -408,28 +421,11 @@ def _module(kr: int, nv: int, vl: int, snv: int = 8) -> str:
 
     def sparse_reduce(xb, e0, e1, pos, init):
         """acc[j] = init[j] + sum over e0 <= e < e1 of val[e] * xb[off[e] + pos + j*VL : +VL]."""
-        pre = b.block
-        hdr, bod, end = (b.append_basic_block(f"e.{s}") for s in ("hdr", "body", "end"))
-        b.branch(hdr)
-        b.position_at_end(hdr)
-        e = b.phi(i64, name="e")
-        e.add_incoming(e0, pre)
-        acc = []
-        for v0 in init:
-            p = b.phi(vec)
-            p.add_incoming(v0, pre)
-            acc.append(p)
-        b.cbranch(b.icmp_signed("<", e, e1), bod, end)
-        b.position_at_end(bod)
-        o = b.add(b.sext(b.load(b.gep(off, [e])), i64), pos)
-        s = broadcast(b.load(b.gep(val, [e])))
-        new = [b.call(fma, [s, b.load(vptr(xb, b.add(o, c64(j * vl))), align=4), acc[j]]) for j in range(len(init))]
-        e.add_incoming(b.add(e, c64(1)), b.block)
-        for p, v1 in zip(acc, new):
-            p.add_incoming(v1, b.block)
-        b.branch(hdr)
-        b.position_at_end(end)
-        return acc
+        def entry(e, acc):
+            o = b.add(b.sext(b.load(b.gep(off, [e])), i64), pos)
+            s = broadcast(b.load(b.gep(val, [e])))
+            return [b.call(fma, [s, b.load(vptr(xb, b.add(o, c64(j * vl))), align=4), a]) for j, a in enumerate(acc)]
+        return accumulate(e0, e1, init, "e", entry)
 
     def rows_at(v0, width):
         """Vectors v0 .. v0+width-1 of every row: channel block by channel block (the block's input window
@@ -459,17 +455,9 @@ def _module(kr: int, nv: int, vl: int, snv: int = 8) -> str:
                     ph.add_incoming(v, load_b)
                     init.append(ph)
                 acc = sparse_reduce(xb, e0, e1, b.mul(v0, c64(vl)), init)
-                fin, keep, done = (b.append_basic_block(f"cb.{s}") for s in ("fin", "keep", "done"))
-                b.cbranch(last, fin, keep)
-                b.position_at_end(fin)
-                store_vectors(acc, [b.gep(y, [b.mul(r, ldy)])], [broadcast(b.load(b.gep(bias, [r])))], v0, 1,
-                              width, relu, vdst, vmask)
-                b.branch(done)
-                b.position_at_end(keep)
-                for p_, v in zip(ptrs, acc):
-                    b.store(v, p_, align=4)
-                b.branch(done)
-                b.position_at_end(done)
+                finish_or_keep(last, acc, ptrs, lambda: store_vectors(
+                    acc, [b.gep(y, [b.mul(r, ldy)])], [broadcast(b.load(b.gep(bias, [r])))], v0, 1, width, relu,
+                    vdst, vmask))
             counted(c64(0), nrows, "r", row_body)
         counted(c64(0), ncb, "jb", cb_body)
 
