@@ -548,23 +548,25 @@ SPARSE_CONVS = [  # (in C,H,W), out, kernel, stride, pad, groups
 
 @pytest.mark.parametrize("width", ["host", "avx2"])
 @pytest.mark.parametrize("batch", [1, 3])
-@pytest.mark.parametrize("form", ["pq", "pqh"])
+@pytest.mark.parametrize("form", ["pq", "pqh", "pruned"])
 @pytest.mark.parametrize("shape, out, kernel_hw, stride, pad, groups", SPARSE_CONVS)
 def test_sparse_convs_equal_the_dense_run_on_decoded_weights(shape, out, kernel_hw, stride, pad, groups, form,
                                                              batch, width, avx2_kernel, monkeypatch):
-    """A compressed conv at 30% density runs on the sparse kernel (each task decodes its rows' tap lists,
-    then computes them), in both vector widths: it matches the float64 reference, and where the dense
-    run of the decoded weights is on the direct kernel too, it equals it bit for bit (the same products
-    summed in the same order, minus the zeros)."""
+    """A compressed conv at 30% density (codes and indices at fixed width, Huffman coded, or pruned only:
+    one fp32 value an entry) runs on the sparse kernel (each task decodes its rows' tap lists, then
+    computes them), in both vector widths: it matches the float64 reference, and where the dense run of
+    the decoded weights is on the direct kernel too, it equals it bit for bit (the same products summed
+    in the same order, minus the zeros)."""
     from sqsim.compress import compress
     from sqsim.exec import cpu_kernels
     from sqsim.ir import Compression
     if kernel() is None:
         pytest.skip("no direct-conv kernel on this CPU")
     layer = Layer("conv", "conv2d", out_channels=out, kernel=kernel_hw, stride=stride, pad=pad, groups=groups,
-                  compression=Compression(0.3, 6, 4))
+                  compression=Compression(0.3) if form == "pruned" else Compression(0.3, 6, 4))
     g, w = single(layer, shape)
     model = compress(g, w, huffman=form == "pqh")
+    assert (model.layers["conv"].weight_bits is None) == (form == "pruned")
     x = rand((batch,) + shape, seed=6)
     used = []
     real = cpu_kernels.run_sparse_blocks

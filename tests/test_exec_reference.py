@@ -104,6 +104,23 @@ def test_released_squeezenet_classifies_real_images(released):
     assert 281 <= p[1].argmax() <= 285                          # a cat: tabby .. Egyptian cat
 
 
+def test_released_model_computes_its_pruned_convs_on_their_sparse_form(released, monkeypatch):
+    """The released model's pruned convs (every expand3x3 at 30-33% density and conv_final at 21%) run on
+    the sparse kernel, from tap lists decoded per run; every layer's output is what the dense run of the
+    decoded weights gives (both on the direct kernels here: the same products in the same order)."""
+    from sqsim.exec import cpu_kernels
+    calls = []
+    real = cpu_kernels.run_sparse_blocks
+    monkeypatch.setattr(cpu_kernels, "run_sparse_blocks", lambda *a: calls.append(1) or real(*a))
+    x = real_images("red_panda.png")
+    names = [l.name for l in released.graph.weighted_layers()]
+    ours = Executor(released.graph, released.weights).run(x, outputs=names)
+    assert len(calls) == 9  # fire2-9 conv3x3_2 and conv_final
+    dense = Executor(released.graph, released.weights.decode()).run(x, outputs=names)
+    for n in names:
+        np.testing.assert_allclose(ours[n], dense[n], rtol=1e-6, atol=1e-6 * np.abs(dense[n]).max(), err_msg=n)
+
+
 def test_openvino_squeezenet_v11_top5_on_red_panda():
     xml = need_shared("squeezenet_v1.1_openvino", "squeezenet1.1.xml")
     m = open_model(xml)
