@@ -1024,10 +1024,11 @@ def run_direct_blocks(addr, calls, task_call, task_block, part, part_bytes, code
 
 
 # --- sparse convolution: a layer decoded to per-row lists of (input offset, value) ------------------------
-# The sparse direct-conv kernel (direct_conv.py, ``sqsim_sparse_conv``) reads, for output channel r,
-# entries ``rowptr[r] <= e < rowptr[r+1]``: the weight ``val[e]`` and the offset ``off[e] = xoff[col_e]`` of
-# its tap's run of the input.  Entry e of the layer is entry e of these lists (stored zeros, the fillers
-# of long gaps, included), so ranges of row blocks decode in parallel, each into its own entries.
+# The sparse direct-conv kernel (direct_conv.py, ``sqsim_sparse_conv``) reads, for output channel r and
+# block j of its ncb blocks of input channels, entries ``rowptr[r*ncb+j] <= e < rowptr[r*ncb+j+1]``: the
+# weight ``val[e]`` and the offset ``off[e]`` of its tap's run of the input (within the block's).  Entry e
+# of the layer is entry e of these lists (stored zeros, the fillers of long gaps, included), so ranges of
+# row blocks decode in parallel, each into its own entries.
 
 
 @njit(inline="always")
