@@ -142,25 +142,31 @@ def test_decode_into_blocks_matches_pack(rows, row_len, blocks, density, huffman
         layers[0].decode_into(buf, 7)
 
 
+def layer_with_pruned_rows(rows: int, row_len: int, density: float, huffman: bool):
+    """A compressed fc layer (6-bit codes, 4-bit indices) whose rows 0-15, 40-47 and 56-63 are all pruned:
+    ``(model, dense decoded weights (rows, row_len))``."""
+    from sqsim.compress import compress
+    from sqsim.ir import Compression, Graph
+    from sqsim.weights import he_init
+    g = Graph([Layer("data", "input", shape=(row_len, 1, 1)),
+               Layer("fc", "fc", ("data",), out_channels=rows, compression=Compression(density, 6, 4))], name="n")
+    w = he_init(g, 5)
+    for r0, r1 in ((0, 16), (40, 48), (56, 64)):
+        w["fc"].weight[r0:r1] = 0.0
+    cm = compress(g, w, huffman=huffman)
+    return cm, cm.layers["fc"].dense_weight().reshape(rows, row_len)
+
+
 @pytest.mark.parametrize("tables", [False, True])
 def test_huffman_decoding_zeroes_blocks_no_entry_reaches(tables, monkeypatch):
     """Huffman decoding zeroes each block of rows as its entries reach it: rows with no entries at the
     start (the first entries' checkpoint has no position before it), in the middle and at the end still
     come out zero, in both layouts, whole and block by block, over a buffer full of NaN."""
-    from sqsim.compress import compress
     from sqsim.exec import cpu_kernels as K
     from sqsim.exec import store
-    from sqsim.ir import Compression, Graph, Layer
-    from sqsim.weights import he_init
     kern8 = kernel()
     rows, row_len = 64, 288
-    g = Graph([Layer("data", "input", shape=(row_len, 1, 1)),
-               Layer("fc", "fc", ("data",), out_channels=rows, compression=Compression(0.4, 6, 4))], name="n")
-    w = he_init(g, 5)
-    for r0, r1 in ((0, 16), (40, 48), (56, 64)):
-        w["fc"].weight[r0:r1] = 0.0
-    cm = compress(g, w, huffman=True)
-    dense = cm.layers["fc"].dense_weight().reshape(rows, row_len)
+    cm, dense = layer_with_pruned_rows(rows, row_len, 0.4, huffman=True)
     assert not dense[:16].any() and not dense[56:].any() and dense[16:40].any()
     monkeypatch.setattr(store, "MULTI_TABLE_SHARE", 0 if tables else 1 << 30)
     sw = store.sparse_from_model(cm, 8)["fc"]
@@ -496,19 +502,10 @@ def test_tap_lists_hold_every_entry(huffman, tables, monkeypatch):
     ``xoff[col]``) it is the dense decode; rows with no entries at the start, middle and end; whole, in
     runs of 3 and of 1 block, by every stream reader (fixed width, Huffman symbol by symbol and by
     multi-symbol tables), one list a row or one for each block of input channels."""
-    from sqsim.compress import compress
     from sqsim.exec import cpu_kernels as K
     from sqsim.exec import store
-    from sqsim.ir import Compression, Graph, Layer
-    from sqsim.weights import he_init
     rows, row_len = 64, 288
-    g = Graph([Layer("data", "input", shape=(row_len, 1, 1)),
-               Layer("fc", "fc", ("data",), out_channels=rows, compression=Compression(0.3, 6, 4))], name="n")
-    w = he_init(g, 5)
-    for r0, r1 in ((0, 16), (40, 48), (56, 64)):
-        w["fc"].weight[r0:r1] = 0.0
-    cm = compress(g, w, huffman=huffman)
-    dense = cm.layers["fc"].dense_weight().reshape(rows, row_len)
+    cm, dense = layer_with_pruned_rows(rows, row_len, 0.3, huffman=huffman)
     monkeypatch.setattr(store, "MULTI_TABLE_SHARE", 0 if tables else 1 << 30)
     sw = store.sparse_from_model(cm, 8)["fc"]
     assert (sw.code_mtable.size > 0) == tables

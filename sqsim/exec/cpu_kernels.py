@@ -884,6 +884,13 @@ def _chunk_buffers(cmt):
 
 
 @njit(inline="always")
+def _run_start(b0, b1, block_entry, block_prev, block_cbit, block_rbit):
+    """Where a run of entries from block ``b0``'s checkpoint to block ``b1``'s starts: ``(pos, cb, rb, e0,
+    e_end)``, the position before its first entry, both streams' bit offsets, its first entry and its end."""
+    return block_prev[b0], block_cbit[b0], block_rbit[b0], block_entry[b0], block_entry[b1]
+
+
+@njit(inline="always")
 def _decode_range(b0, b1, codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev,
                   block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, kr, out):
     """Decode blocks ``b0 <= b < b1`` (consecutive blocks: one run of entries from block b0's checkpoint)
@@ -897,11 +904,7 @@ def _decode_range(b0, b1, codebook, cdata, ctable, cvals, rdata, rtable, block_r
     w0, w1 = block_row[b0] * row_len, block_row[b1] * row_len
     zero = _rows_whole(block_row, b0, b1, kr) and not _all_stored(rtable, block_entry[b1] - block_entry[b0], w1 - w0)
     relb, codeb, rb8, cb8, st = _chunk_buffers(cmt)
-    pos = block_prev[b0]
-    cb = block_cbit[b0]
-    rb = block_rbit[b0]
-    e0 = block_entry[b0]
-    e_end = block_entry[b1]
+    pos, cb, rb, e0, e_end = _run_start(b0, b1, block_entry, block_prev, block_cbit, block_rbit)
     r = max(pos, 0) // row_len  # the row of the last position, where it ends, where it goes
     row_end = (r + 1) * row_len
     start = _layout_index(r, 0, row_len, kr)
@@ -1058,11 +1061,7 @@ def _decode_taps(b0, b1, codebook, cdata, ctable, cvals, rdata, rtable, block_ro
     offsets are those of the first block's taps (``xoff[col - j*row_len/ncb]``)."""
     row_len = row_len // ncb
     relb, codeb, rb8, cb8, st = _chunk_buffers(cmt)
-    pos = block_prev[b0]
-    cb = block_cbit[b0]
-    rb = block_rbit[b0]
-    e0 = block_entry[b0]
-    e_end = block_entry[b1]
+    pos, cb, rb, e0, e_end = _run_start(b0, b1, block_entry, block_prev, block_cbit, block_rbit)
     r = block_row[b0] * ncb  # every entry of the range lies in its rows
     row_end = (r + 1) * row_len
     rowptr[r] = e0
@@ -1218,11 +1217,7 @@ def sparse_matmul(codebook, cdata, ctable, cvals, rdata, rtable, block_row, bloc
         st = np.empty(4 * LANES, np.int64)
         s0 = s1 = s2 = s3 = np.float32(0.0)
         row = np.int64(-1)
-        pos = block_prev[b]
-        cb = block_cbit[b]
-        rb = block_rbit[b]
-        e0 = block_entry[b]
-        e_end = block_entry[b + 1]
+        pos, cb, rb, e0, e_end = _run_start(b, b + 1, block_entry, block_prev, block_cbit, block_rbit)
         base = np.int64(-(1 << 62))  # the first position of the row being summed (none yet)
         while e0 < e_end:
             m, rb, cb = _next_chunk(rdata, rtable, rmt, rseg, rb, cdata, ctable, cmt, cseg, cb, cvals, e0, e_end,
