@@ -371,14 +371,8 @@ class CpuBackend:
         if self._pointwise(layer):
             plane = n * h * w
             return 1, plane, -(-plane // tile), c * tile, part
-        kh, kw = layer.kernel
-        sh, sw = layer.stride
         hq, wq = self._phase_hw(layer, (h, w))
-        plane = n * hq * wq
-        # Slack past the last plane: the last tile reads up to ((kh-1)//sh)*wq + (kw-1)//sw + tile elements
-        # beyond position `plane` of the last phase; what it reads there only reaches dropped positions.
-        src_elements = c * sh * sw * plane + ((kh - 1) // sh) * wq + (kw - 1) // sw + tile
-        return hq, wq, -(-plane // tile), src_elements, part
+        return hq, wq, -(-n * hq * wq // tile), self._phase_split_elements(layer, c, n, h, w), part
 
     @staticmethod
     def _useful_tiles(geometry, tile: int) -> list[tuple[int, int]]:
@@ -612,11 +606,13 @@ class CpuBackend:
             return _readable_after(x) >= kern.vl
         if 2 * wq < kern.vl - 1:
             return False
-        return work.size >= self._sparse_src_elements(layer, c, n, h, w)
+        return work.size >= self._phase_split_elements(layer, c, n, h, w)
 
-    def _sparse_src_elements(self, layer, c: int, n: int, h: int, w: int) -> int:
-        """Work-buffer elements of a padded conv on the sparse kernel: its phase-split input and the slack its
-        last vector reads past it (0 for a 1x1 conv, read in place)."""
+    def _phase_split_elements(self, layer, c: int, n: int, h: int, w: int) -> int:
+        """Work-buffer elements of a conv's phase-split input, for either direct kernel (0 for a 1x1 conv,
+        read in place).  Slack past the last plane: the last tile reads up to ``((kh-1)//sh)*wq +
+        (kw-1)//sw + tile`` elements beyond position ``plane`` of the last phase; what it reads there only
+        reaches dropped positions."""
         if self._pointwise(layer):
             return 0
         (kh, kw), (sh, sw) = layer.kernel, layer.stride
@@ -650,7 +646,7 @@ class CpuBackend:
         if self._pointwise(layer):
             prep, src_addr = ("none",), x.ctypes.data
         else:
-            src = work[:self._sparse_src_elements(layer, c, n, h, w)]
+            src = work[:self._phase_split_elements(layer, c, n, h, w)]
             prep, src_addr = ("pad", x, *layer.pad, *layer.stride, hq, wq, src), src.ctypes.data
         phases = layer.stride[0] * layer.stride[1]
         ncb = self._sparse_channel_blocks(layer, cg, wq)
@@ -810,12 +806,12 @@ class CpuBackend:
         ``(C, H, W)``: on the direct kernel the phase-split input (and partial sums); else the whole
         column matrix when the channels may be split, or one im2col band per thread.  A 1x1 conv reads
         its input in place: only the direct kernel's last tile needs a copy.  At least what the sparse
-        kernel needs, should the layer's weights be compressed (:meth:`_sparse_src_elements`)."""
+        kernel needs, should the layer's weights be compressed (:meth:`_phase_split_elements`)."""
         c, h, w = in_shape
         p, q = out_hw
         k = layer.out_channels
         # compressed weights may run on the sparse kernel: its phase-split input (as the direct kernel's)
-        sparse = self._sparse_src_elements(layer, c, n, h, w) if self._direct is not None else 0
+        sparse = self._phase_split_elements(layer, c, n, h, w) if self._direct is not None else 0
         if self._takes_direct(layer, c, k, (h, w), n):
             *_, src_elements, part_elements = self._direct_layout(layer, c, n, h, w, k)
             # partial sums for every thread id the Numba loop may run on (its count can change later)
