@@ -113,6 +113,8 @@ def test_squeezenet_against_compressed_alexnet_is_set_by_its_spilled_feature_map
         a = report("alexnet", name).dram_bytes_per_inference
         if name == "systolic":
             assert a / 1.5 < s < a, name        # close: SqueezeNet slightly below
+        elif name == "fpga_int16":
+            assert s < a / 1.5, name            # 16-bit feature maps fit the BRAM: the comparison flips
         else:
             assert a < s < 2 * a, name          # SqueezeNet above, by less than 2x
 

@@ -119,7 +119,7 @@ def working_set_bytes(info, layer, hw) -> dict:
     shape = conv_shape(info, 1, layer)
     tiles = {"N": 1, "K": shape.K, "C": shape.C, "P": 1, "Q": shape.Q, "R": shape.R, "S": shape.S}
     tr = dram_traffic(shape, Mapping("line_buffer", DIMS, tuple(tiles[d] for d in DIMS)))
-    return {op: tr[op].max_tile_elements * hw.word_bytes for op in ("inputs", "outputs")}
+    return {op: tr[op].max_tile_elements * hw.act_bytes for op in ("inputs", "outputs")}
 
 
 def fit(graph, hw, stores: dict) -> Fit:

@@ -122,7 +122,12 @@ class NetworkReport:
                               "accesses": (c.level_reads_bytes.get(lvl, 0.0) + c.level_writes_bytes.get(lvl, 0.0))
                               / self.hw.level(lvl).word_bytes / b}
                         for lvl in sorted(set(c.level_reads_bytes) | set(c.level_writes_bytes))},
-             "energy_breakdown_j": {k: v / b for k, v in c.energy_breakdown_j.items()}}
+             "energy_breakdown_j": {k: v / b for k, v in c.energy_breakdown_j.items()},
+             "processing_latency_s": c.processing_cycles / b / self.clock_hz,
+             "serialized_latency_s": c.serialized_cycles / b / self.clock_hz,
+             "ramp_cycles": _num(c.ramp_cycles / b)}
+        if c.active_pes is not None:
+            d["active_pes"] = c.active_pes
         return d
 
     def to_dict(self) -> dict:
@@ -152,6 +157,12 @@ class NetworkReport:
                     "array": {"rows": hw.array.rows, "cols": hw.array.cols,
                               "macs_per_cycle": hw.array.peak_macs_per_cycle,
                               "datapath_bits": hw.array.datapath_bits},
+                    "precision": hw.precision.to_dict(),
+                    "policies": {"weights": hw.policies.weights, "activations": hw.policies.activations,
+                                 "overlap_dram": hw.policies.overlap_dram, "fuse": list(hw.policies.fuse),
+                                 "zero_activations": hw.sparsity.zero_activations,
+                                 "dram_compression": hw.dram_compression.activations},
+                    "runs": list(hw.runs),
                     "levels": [{"name": l.name, "kind": l.kind, "capacity_bytes": l.total_capacity_bytes or None,
                                 "holds": list(l.holds)} for l in hw.levels]}
         out = {"network": self.network, "hardware": hardware, "batch": self.batch, "model": model,

@@ -56,7 +56,7 @@ class Tensor:
     readers : tuple of str
         Costed layers reading it.
     size_bytes : float
-        For the whole batch, at the datapath width.
+        For the whole batch, at the activation precision.
     first, last : int
         Lifetime: index (in ``graph.order``) of its first producer and of its last reader.
     resident : bool
@@ -187,7 +187,7 @@ def group_tensors(graph) -> dict[str, str]:
     return tensor_of
 
 
-def tensors(graph, word_bytes: int, batch: int = 1) -> list[Tensor]:
+def tensors(graph, word_bytes: float, batch: int = 1) -> list[Tensor]:
     """The network's tensors (undecided), in order of their first producer."""
     tensor_of = group_tensors(graph)
     index = {n: i for i, n in enumerate(graph.order)}
@@ -219,7 +219,7 @@ def plan_activations(graph, hw, batch: int, stores: dict, fit) -> ActivationPlan
         Whether weights are resident (and where).
     """
     tensor_of = group_tensors(graph)
-    ts = {t.name: t for t in tensors(graph, hw.word_bytes, batch)}
+    ts = {t.name: t for t in tensors(graph, hw.act_bytes, batch)}
     level = hw.activation_level()
     cap = level.total_capacity_bytes if level is not None else 0.0
     on_chip = hw.policies.activations == "on_chip" and level is not None

@@ -26,7 +26,7 @@ on-chip space a layer can run in, which the allocator reserves next to the resid
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import SqsimError
 from .dataflows import OPERANDS, ActivityContext, get_dataflow
@@ -59,11 +59,22 @@ class LayerCost:
     macs_effective : float
         MACs performed and charged energy (fewer when zeros are skipped or gated).
     compute_cycles : int
-        Cycles the array needs if memory keeps up.
+        Cycles the array needs if memory keeps up (processing passes, their ramp-up included).
     cycles : int
-        ``ceil(max(compute_cycles, bytes / bandwidth of each level))``.
+        The layer's cycles under the hardware's ``policies.overlap_dram``: ``processing_cycles``
+        (DRAM overlapped) or ``serialized_cycles`` (feature-map transfers serialised).
     bound : str
-        ``compute`` or the level whose bandwidth set ``cycles``.
+        ``compute`` or the level whose bandwidth set ``processing_cycles``.
+    processing_cycles : int
+        ``ceil(max(compute_cycles, bytes / bandwidth of each level, DRAM included))``.
+    serialized_cycles : int
+        ``ceil(max(compute_cycles, weight DRAM bytes / DRAM bandwidth, on-chip levels)
+        + feature-map DRAM bytes / DRAM bandwidth)``: the array stops while inputs are loaded
+        and outputs stored; weights prefetch in the background.
+    ramp_cycles : int
+        Part of ``compute_cycles`` spent loading stationary data before each pass's first MAC.
+    active_pes : float or None
+        PEs the mapping occupies (row stationary); None when the dataflow does not say.
     dram_reads_bytes, dram_writes_bytes : dict
         ``{operand: bytes}``.
     level_reads_bytes, level_writes_bytes : dict
@@ -79,11 +90,16 @@ class LayerCost:
         ``{operand: OperandTraffic}`` of one group (elements).
     shape : ConvShape or None
     bytes_per_element : dict
-        ``{operand: bytes}`` used to turn elements into bytes.
+        ``{operand: bytes}`` moved to or from DRAM per element (feature maps: coded).
     fixed_weight_bytes : float
         Codebook, biases and pointers read once per layer with the weights.
     resident_operands : tuple of str
         Activation operands (``inputs``, ``outputs``) that stay on chip: no DRAM traffic, no tile.
+    fused_operands : tuple of str
+        Activation operands exchanged through a fused line buffer (a conv's ``outputs``, the
+        pool's ``inputs``): no DRAM traffic.
+    pe_mapping : dict or None
+        The dataflow's placement on the PE array (row stationary: ``n, p, q, e, r, t``...).
     """
     name: str
     op: str
@@ -106,6 +122,12 @@ class LayerCost:
     bytes_per_element: dict = field(default_factory=dict)
     fixed_weight_bytes: float = 0.0
     resident_operands: tuple = ()
+    processing_cycles: int = 0
+    serialized_cycles: int = 0
+    ramp_cycles: int = 0
+    active_pes: float | None = None
+    fused_operands: tuple = ()
+    pe_mapping: dict | None = None
 
     @property
     def dram_bytes(self) -> float:
@@ -123,6 +145,10 @@ class LayerCost:
     def __add__(self, other: "LayerCost") -> "LayerCost":
         if self.batch != other.batch:
             raise ValueError(f"cannot add costs of batch {self.batch} and {other.batch}")
+        # active PEs of a sum: the mean over processing time of the layers that report it
+        a = [(c.active_pes, c.processing_cycles) for c in (self, other) if c.active_pes is not None]
+        t = sum(w for _, w in a)
+        active = (sum(v * w for v, w in a) / t if t else a[0][0]) if a else None
         return LayerCost(
             name="total", op="", batch=self.batch, macs=self.macs + other.macs,
             macs_effective=self.macs_effective + other.macs_effective,
@@ -134,7 +160,10 @@ class LayerCost:
             energy_breakdown_j=_add_dicts(self.energy_breakdown_j, other.energy_breakdown_j),
             decodes=self.decodes + other.decodes,
             peak_macs_per_cycle=max(self.peak_macs_per_cycle, other.peak_macs_per_cycle),
-            fixed_weight_bytes=self.fixed_weight_bytes + other.fixed_weight_bytes)
+            fixed_weight_bytes=self.fixed_weight_bytes + other.fixed_weight_bytes,
+            processing_cycles=self.processing_cycles + other.processing_cycles,
+            serialized_cycles=self.serialized_cycles + other.serialized_cycles,
+            ramp_cycles=self.ramp_cycles + other.ramp_cycles, active_pes=active)
 
 
 def operand_buffers(hw, reserved_bytes: dict | None = None) -> list[Buffer]:
@@ -147,9 +176,19 @@ def operand_buffers(hw, reserved_bytes: dict | None = None) -> list[Buffer]:
             for name, ops in groups.items()]
 
 
+def feature_map_ratio(hw, density: float) -> float:
+    """DRAM bytes of a feature map over its raw bytes: its RLC ratio at ``density`` when the
+    hardware codes feature maps (``dram_compression.activations: rlc``), else 1."""
+    if hw.dram_compression.activations != "rlc":
+        return 1.0
+    from .rlc import rlc_ratio
+    return rlc_ratio(density, hw.precision.activations.bits, hw.dram_compression.rlc)
+
+
 def layer_cost(info, layer, hw, storage: WeightStorage, batch: int = 1, input_density: float = 1.0,
                weights_resident: bool = False, reserved_bytes: dict | None = None,
-               inputs_resident: bool = False, outputs_resident: bool = False) -> LayerCost:
+               inputs_resident: bool = False, outputs_resident: bool = False, output_density: float = 1.0,
+               input_raw: bool = False, outputs_fused: bool = False) -> LayerCost:
     """Cost of one conv/fc layer for a batch.
 
     Parameters
@@ -160,55 +199,79 @@ def layer_cost(info, layer, hw, storage: WeightStorage, batch: int = 1, input_de
     storage : WeightStorage
         The layer's weights on this hardware (:func:`~sqsim.hw.storage.weight_storage`).
     batch : int
-    input_density : float
-        Fraction of non-zero input activations.
+    input_density, output_density : float
+        Fraction of non-zero values of the input (gating, skipping, DRAM coding) and of the
+        output (DRAM coding of what the layer stores).
     weights_resident : bool
         The model's weights stay on chip: this layer's tiles keep all of its weights.
     reserved_bytes : dict
         ``{level: bytes}`` taken by other data (the other layers' resident weights, the resident
-        activation tensors live while this layer runs, its own resident operands included).
+        activation tensors live while this layer runs, its own resident operands and fused line
+        buffers included).
     inputs_resident, outputs_resident : bool
         The input (output) tensor stays in the activation buffer: read (written) in place, no
         DRAM traffic and no tile; partial sums of a resident output accumulate in place.
+    input_raw : bool
+        The input comes from the host (the network input): never coded in DRAM.
+    outputs_fused : bool
+        The final outputs go to a fused pool's line buffer, not to DRAM (partial sums that do not
+        fit still spill).
     """
     shape = conv_shape(info, batch, layer)
     g = shape.groups
     dataflow = get_dataflow(hw.dataflow)
-    bpe = _onchip_bpe(hw, storage)
+    tile = _onchip_bpe(hw, storage)
     resident = _resident(inputs_resident, outputs_resident)
-    moved = {op: 0.0 if op in resident else bpe[op] for op in OPERANDS}   # DRAM bytes (and tile bytes) per element
+    ratio_in = 1.0 if input_raw else feature_map_ratio(hw, input_density)
+    ratio_out = feature_map_ratio(hw, output_density)
+    tile = {op: 0.0 if op in resident else b for op, b in tile.items()}
+    moved = dict(tile, inputs=tile["inputs"] * ratio_in)   # DRAM bytes per element (outputs: partial sums)
     buffers = operand_buffers(hw, reserved_bytes)
-    mapping = search_mapping(shape, dataflow.orders, buffers, moved, {"weights": storage.fixed_bytes},
-                             weights_resident=weights_resident, dataflow=hw.dataflow)
-    traffic = dram_traffic(shape, mapping)
-    dram_reads = {op: g * traffic[op].reads * moved[op] for op in OPERANDS}
-    dram_reads["weights"] += storage.fixed_bytes
-    dram_writes = {op: g * traffic[op].writes * moved[op] for op in OPERANDS}
-
     ctx = ActivityContext(input_density=input_density, weight_entries=storage.entries / g,
                           weight_coded=storage.coded, weight_sparse=storage.sparse,
                           pointer_bytes=storage.pointer_bytes)
+    fixed = {"weights": storage.fixed_bytes}
+    if dataflow.mapper is not None:
+        mapping, plan = dataflow.mapper(shape, hw, buffers, moved, fixed, weights_resident, tile)
+        ctx = replace(ctx, plan=plan)
+    else:
+        mapping = search_mapping(shape, dataflow.orders, buffers, moved, fixed, weights_resident=weights_resident,
+                                 dataflow=hw.dataflow, tile_bytes=tile)
+    traffic = dram_traffic(shape, mapping)
+    out = traffic["outputs"]
+    spills = out.writes - shape.outputs                      # partial sums written before the final values
+    final = 0.0 if outputs_fused else shape.outputs * hw.act_bytes * ratio_out
+    dram_reads = {"weights": g * traffic["weights"].reads * moved["weights"] + storage.fixed_bytes,
+                  "inputs": g * traffic["inputs"].reads * moved["inputs"],
+                  "outputs": g * out.reads * moved["outputs"]}
+    dram_writes = {"weights": 0.0, "inputs": 0.0,
+                   "outputs": 0.0 if outputs_resident else g * (spills * moved["outputs"] + final)}
     act = dataflow.activity(shape, hw, ctx).scaled(g)
-    reads, writes = _level_bytes(hw, bpe, dram_reads, dram_writes, act)
+    fills = {"weights": dram_reads["weights"], "inputs": g * traffic["inputs"].reads * tile["inputs"],
+             "outputs": dram_reads["outputs"]}
+    drains = {"outputs": 0.0 if outputs_resident else
+              g * (spills * tile["outputs"] + (0.0 if outputs_fused else shape.outputs * hw.act_bytes))}
+    reads, writes = _level_bytes(hw, storage, fills, drains, act, g * shape.outputs, outputs_fused)
     decode_j = act.decodes * ((hw.energy.codebook_lookup_j if storage.coded else 0.0)
                               + (hw.energy.index_decode_j if storage.sparse else 0.0))
     energy = {"mac": act.macs_effective * hw.energy.mac_j}
     if decode_j:
         energy["decode"] = decode_j
     energy.update(_level_energy(hw, dram_reads, dram_writes, reads, writes))
-    cycles, bound = _cycles(hw, act.compute_cycles, dram_reads, dram_writes, reads, writes)
+    timing = _cycles(hw, act.compute_cycles, dram_reads, dram_writes, reads, writes)
     return LayerCost(info.name, info.op, batch, macs=act.macs, macs_effective=act.macs_effective,
-                     compute_cycles=act.compute_cycles, cycles=cycles, bound=bound,
-                     dram_reads_bytes=dram_reads, dram_writes_bytes=dram_writes, level_reads_bytes=reads,
-                     level_writes_bytes=writes, energy_breakdown_j=energy, decodes=act.decodes,
-                     peak_macs_per_cycle=hw.array.peak_macs_per_cycle, mapping=mapping, traffic=traffic,
-                     shape=shape, bytes_per_element=bpe, fixed_weight_bytes=storage.fixed_bytes,
-                     resident_operands=resident)
+                     compute_cycles=act.compute_cycles, dram_reads_bytes=dram_reads, dram_writes_bytes=dram_writes,
+                     level_reads_bytes=reads, level_writes_bytes=writes, energy_breakdown_j=energy,
+                     decodes=act.decodes, peak_macs_per_cycle=hw.array.peak_macs_per_cycle, mapping=mapping,
+                     traffic=traffic, shape=shape, bytes_per_element=moved, fixed_weight_bytes=storage.fixed_bytes,
+                     resident_operands=resident, ramp_cycles=act.ramp_cycles, active_pes=act.active_pes,
+                     fused_operands=("outputs",) if outputs_fused else (), pe_mapping=act.pe_mapping, **timing)
 
 
 def _onchip_bpe(hw, storage: WeightStorage) -> dict:
-    """On-chip bytes per element of each operand (weights: stored bytes per dense weight)."""
-    return {"weights": storage.bytes_per_weight, "inputs": hw.word_bytes, "outputs": hw.word_bytes}
+    """On-chip bytes per element of each operand: weights as stored per dense weight, inputs at
+    the activation precision, outputs at the partial-sum precision (they accumulate)."""
+    return {"weights": storage.bytes_per_weight, "inputs": hw.act_bytes, "outputs": hw.psum_bytes}
 
 
 def _resident(inputs_resident: bool, outputs_resident: bool) -> tuple:
@@ -237,9 +300,9 @@ def minimal_working_set(info, layer, hw, storage: WeightStorage | None = None, b
         lin, lout = hw.backing_level("inputs").name, hw.backing_level("outputs").name
         for n, r in zip(stage_in, inputs_resident):
             if not r:
-                out[lin] = out.get(lin, 0.0) + n * hw.word_bytes
+                out[lin] = out.get(lin, 0.0) + n * hw.act_bytes
         if not outputs_resident:
-            out[lout] = out.get(lout, 0.0) + stage_out * hw.word_bytes
+            out[lout] = out.get(lout, 0.0) + stage_out * hw.act_bytes
         return out
     shape = conv_shape(info, batch, layer)
     resident = _resident(all(inputs_resident), outputs_resident)
@@ -276,45 +339,65 @@ def vector_ops(info, layer) -> int:
     return info.input_elements
 
 
-def vector_cost(info, layer, hw, batch: int = 1, inputs_resident=(), outputs_resident: bool = False) -> LayerCost:
+def vector_cost(info, layer, hw, batch: int = 1, inputs_resident=(), outputs_resident: bool = False,
+                input_densities=(), output_density: float = 1.0, inputs_raw=(), inputs_fused=()) -> LayerCost:
     """Cost of a pooling / LRN / add / softmax layer: a streaming pass on the array's PEs.
 
     Each input is read once from its buffer and each output written once to its buffer; a spilled
     input is first filled from DRAM (read once), a spilled output is then written to DRAM (once).
     Resident tensors (``inputs_resident`` per input, ``outputs_resident``) are read and written in
-    place.  Each element operation costs one MAC's energy and one PE slot.
+    place; an input in a fused line buffer (``inputs_fused``, a pool after its convs) is read
+    from it.  Feature maps coded in DRAM (RLC) move ``feature_map_ratio(density)`` of their raw
+    bytes (``input_densities`` per input; ``inputs_raw``: from the host, never coded).  Each
+    element operation costs one MAC's energy and one PE slot.
     """
     if info.op not in VECTOR_OPS:
         raise SqsimError(f"layer {info.name!r}: op {info.op!r} is not a vector layer")
-    act_bytes = hw.word_bytes
-    inputs_resident = tuple(inputs_resident) or (False,) * len(info.input_shapes)
+    act_bytes = hw.act_bytes
+    n_in = len(info.input_shapes)
+    inputs_resident = tuple(inputs_resident) or (False,) * n_in
+    inputs_fused = tuple(inputs_fused) or (False,) * n_in
+    inputs_raw = tuple(inputs_raw) or (False,) * n_in
+    densities = tuple(input_densities) or (1.0,) * n_in
     in_bytes = [c * h * w * batch * act_bytes for c, h, w in info.input_shapes]
     out_bytes = info.output_elements * batch * act_bytes
-    spilled_in = sum(b for b, r in zip(in_bytes, inputs_resident) if not r)
-    dram_reads = {"weights": 0.0, "inputs": float(spilled_in), "outputs": 0.0}
-    dram_writes = {"weights": 0.0, "inputs": 0.0, "outputs": 0.0 if outputs_resident else float(out_bytes)}
+    spilled = [not (r or f) for r, f in zip(inputs_resident, inputs_fused)]
+    fill = sum(b for b, s in zip(in_bytes, spilled) if s)
+    coded_in = sum(b * (1.0 if raw else feature_map_ratio(hw, d))
+                   for b, s, raw, d in zip(in_bytes, spilled, inputs_raw, densities) if s)
+    dram_reads = {"weights": 0.0, "inputs": float(coded_in), "outputs": 0.0}
+    dram_writes = {"weights": 0.0, "inputs": 0.0,
+                   "outputs": 0.0 if outputs_resident else float(out_bytes) * feature_map_ratio(hw, output_density)}
     ops = vector_ops(info, layer) * batch
     reads: dict = {}
     writes: dict = {}
     lin, lout = hw.backing_level("inputs").name, hw.backing_level("outputs").name
-    writes[lin] = writes.get(lin, 0.0) + dram_reads["inputs"]          # fills of spilled inputs
+    writes[lin] = writes.get(lin, 0.0) + float(fill)                   # fills of spilled inputs (decoded)
     reads[lin] = reads.get(lin, 0.0) + float(sum(in_bytes))           # the pass reads every input once
     writes[lout] = writes.get(lout, 0.0) + float(out_bytes)           # and writes every output once
-    reads[lout] = reads.get(lout, 0.0) + dram_writes["outputs"]        # spills of a spilled output
+    reads[lout] = reads.get(lout, 0.0) + (0.0 if outputs_resident else float(out_bytes))   # spills
     compute = math.ceil(ops / hw.array.peak_macs_per_cycle)
     energy = {"mac": ops * hw.energy.mac_j}
     energy.update(_level_energy(hw, dram_reads, dram_writes, reads, writes))
-    cycles, bound = _cycles(hw, compute, dram_reads, dram_writes, reads, writes)
+    timing = _cycles(hw, compute, dram_reads, dram_writes, reads, writes)
     return LayerCost(info.name, info.op, batch, macs=0, macs_effective=0.0, compute_cycles=compute,
-                     cycles=cycles, bound=bound, dram_reads_bytes=dram_reads, dram_writes_bytes=dram_writes,
+                     dram_reads_bytes=dram_reads, dram_writes_bytes=dram_writes,
                      level_reads_bytes=reads, level_writes_bytes=writes, energy_breakdown_j=energy,
                      peak_macs_per_cycle=hw.array.peak_macs_per_cycle,
                      bytes_per_element={"inputs": act_bytes, "outputs": act_bytes},
-                     resident_operands=_resident(all(inputs_resident), outputs_resident))
+                     resident_operands=_resident(all(inputs_resident), outputs_resident),
+                     fused_operands=("inputs",) if any(inputs_fused) else (), **timing)
 
 
-def _level_bytes(hw, bpe, dram_reads, dram_writes, act) -> tuple[dict, dict]:
-    """Bytes read from and written to each on-chip level (and the network)."""
+def _level_bytes(hw, storage, fills: dict, drains: dict, act, outputs: int, outputs_fused: bool) -> tuple[dict, dict]:
+    """Bytes read from and written to each on-chip level (and the network).
+
+    ``fills``: bytes DRAM writes into each operand's backing buffer (decoded); ``drains``: bytes
+    read out of the outputs' buffer towards DRAM (partial-sum spills and final values);
+    ``outputs``: final output values (whose last write into the buffer is at the activation
+    precision; earlier partial sums at the partial-sum precision).  A fused output's final values
+    go to the line buffer in the outputs' buffer instead (the pool reads them there).
+    """
     reads: dict = {}
     writes: dict = {}
 
@@ -322,24 +405,34 @@ def _level_bytes(hw, bpe, dram_reads, dram_writes, act) -> tuple[dict, dict]:
         if v:
             d[level] = d.get(level, 0.0) + v
 
-    word = hw.word_bytes
+    value = {"weights": hw.weight_value_bytes, "inputs": hw.act_bytes, "outputs": hw.psum_bytes}
+    stored = {"weights": storage.bytes_per_weight, "inputs": hw.act_bytes, "outputs": hw.psum_bytes}
     for op in OPERANDS:
         back = hw.backing_level(op).name
-        add(writes, back, dram_reads[op])              # fills from DRAM (partial sums refilled too)
-        add(reads, back, dram_writes[op])              # spills to DRAM
-        add(reads, back, act.buffer_reads.get(op, 0) * bpe[op] + act.extra_read_bytes.get(op, 0.0))
-        add(writes, back, act.buffer_writes.get(op, 0) * bpe[op])
+        add(writes, back, fills.get(op, 0.0))                # fills from DRAM (partial sums refilled too)
+        add(reads, back, drains.get(op, 0.0))                # towards DRAM
+        add(reads, back, act.buffer_reads.get(op, 0) * stored[op])
+        w = act.buffer_writes.get(op, 0)
+        if op == "outputs":                                  # the last write of each output is its final value
+            last = min(w, outputs)
+            add(writes, back, (w - last) * hw.psum_bytes + last * hw.act_bytes)
+        else:
+            add(writes, back, w * stored[op])
         reg = hw.register_level(op)
         if reg is not None and reg.name != back:
-            acc = act.register_accesses.get(op, 0) * word
+            acc = act.register_accesses.get(op, 0) * value[op]
             if op == "outputs":                        # read-modify-write of partial sums
                 add(reads, reg.name, acc / 2)
                 add(writes, reg.name, acc / 2)
             else:
                 add(reads, reg.name, acc)
+    extra = act.extra_read_bytes.get("weights", 0.0)
+    if extra:
+        ptr = hw.weight_format.pointer_level or hw.backing_level("weights").name
+        add(reads, ptr, extra)
     net = hw.network_level()
     if net is not None:
-        add(reads, net.name, sum(act.network_transfers.values()) * word)
+        add(reads, net.name, sum(n * value[op] for op, n in act.network_transfers.items()))
     return reads, writes
 
 
@@ -355,14 +448,25 @@ def _level_energy(hw, dram_reads, dram_writes, reads, writes) -> dict:
     return out
 
 
-def _cycles(hw, compute: int, dram_reads, dram_writes, reads, writes) -> tuple[int, str]:
-    """``ceil(max(compute, bytes / bytes-per-cycle of every level))`` and which term won."""
+def _cycles(hw, compute: int, dram_reads, dram_writes, reads, writes) -> dict:
+    """Processing and serialised cycles, the latency under ``policies.overlap_dram`` and its bound.
+
+    processing = ceil(max(compute, every level's bytes / its bytes per cycle, DRAM included));
+    serialized = ceil(max(compute, weight DRAM bytes / DRAM bandwidth, on-chip levels)
+                      + feature-map DRAM bytes / DRAM bandwidth).
+    """
     f = hw.clock_hz
-    terms = {"compute": float(compute),
-             hw.dram.name: (sum(dram_reads.values()) + sum(dram_writes.values())) / hw.dram.bytes_per_cycle(f)}
+    bw = hw.dram.bytes_per_cycle(f)
+    w_dram = dram_reads.get("weights", 0.0) + dram_writes.get("weights", 0.0)
+    fm_dram = sum(dram_reads.values()) + sum(dram_writes.values()) - w_dram
+    terms = {"compute": float(compute), hw.dram.name: (w_dram + fm_dram) / bw}
     for level in hw.levels[1:]:
         moved = reads.get(level.name, 0.0) + writes.get(level.name, 0.0)
         if moved:
             terms[level.name] = moved / level.bytes_per_cycle(f)
     bound = max(terms, key=terms.get)
-    return math.ceil(terms[bound]), bound
+    processing = math.ceil(terms[bound])
+    core = max([float(compute), w_dram / bw] + [v for k, v in terms.items() if k not in ("compute", hw.dram.name)])
+    serialized = math.ceil(core + fm_dram / bw)
+    return {"processing_cycles": processing, "serialized_cycles": serialized, "bound": bound,
+            "cycles": processing if hw.policies.overlap_dram else serialized}

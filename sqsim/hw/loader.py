@@ -29,22 +29,29 @@ import yaml
 from ..errors import SpecError
 from ..units import parse_quantity
 from ..yamltext import load_yaml
-from .spec import (ArraySpec, EnergyTable, HardwareSpec, MemoryLevel, Policies, Sparsity, WeightFormat)
+from .energy import load_energy_table, resolve_energy
+from .spec import (PRECISION_NAMES, ArraySpec, DramCompression, EnergyTable, HardwareSpec, MemoryLevel,
+                   OperandPrecision, Policies, Precision, Sparsity, WeightFormat)
 
 # Known fields per section: name -> kind of value ("int", "bool", "str", "list", or a unit dimension).
 ARRAY_FIELDS = {"rows": "int", "cols": "int", "pes": "int", "macs_per_pe_per_cycle": "int",
-                "datapath_bits": "int", "clock": "hertz"}
+                "datapath_bits": "int", "clock": "hertz", "ramp_cycles_per_word": "number"}
 ENERGY_FIELDS = {"mac": "energy", "codebook_lookup": "energy", "index_decode": "energy"}
 LEVEL_FIELDS = {"name": "str", "kind": "str", "holds": "list", "capacity": "bytes", "instances": "int",
                 "word_bits": "int", "banks": "int", "bandwidth": "bytes_per_second",
                 "read_energy": "energy", "write_energy": "energy", "energy_per_bit": "energy_per_bit"}
-WEIGHT_FORMAT_FIELDS = {"code_bits": "int", "index_bits": "int", "pointer_bits": "int"}
-SPARSITY_FIELDS = {"skip_zero_activations": "bool", "gate_zero_activations": "bool"}
-POLICY_FIELDS = {"keep_weights_on_chip": "bool", "batch": "int", "activations": "str"}
+WEIGHT_FORMAT_FIELDS = {"code_bits": "int", "index_bits": "int", "pointer_bits": "int", "pointer_level": "str"}
+SPARSITY_FIELDS = {"skip_zero_activations": "bool", "gate_zero_activations": "bool", "zero_activations": "str"}
+POLICY_FIELDS = {"keep_weights_on_chip": "bool", "batch": "int", "activations": "str", "weights": "str",
+                 "overlap_dram": "bool", "fuse": "list"}
+DRAM_COMPRESSION_FIELDS = {"activations": "str", "run_bits": "int", "word_bits": "int"}
+PRECISION_FIELDS = {"weights": "precision", "activations": "precision", "psums": "precision"}
+OPERAND_PRECISION_FIELDS = ("bits", "type", "frac_bits", "exp_bits")
 SECTIONS = {"array": ARRAY_FIELDS, "energy": ENERGY_FIELDS, "weight_format": WEIGHT_FORMAT_FIELDS,
-            "sparsity": SPARSITY_FIELDS, "policies": POLICY_FIELDS}
+            "sparsity": SPARSITY_FIELDS, "policies": POLICY_FIELDS, "precision": PRECISION_FIELDS,
+            "dram_compression": DRAM_COMPRESSION_FIELDS}
 TOP_FIELDS = {"name": "str", "description": "str", "dataflow": "str", "energy_unit": "energy",
-              "memory": "levels", **{s: "section" for s in SECTIONS}}
+              "energy_table": "str", "runs": "list", "memory": "levels", **{s: "section" for s in SECTIONS}}
 
 
 def load_hw(path, overrides=()) -> HardwareSpec:
@@ -79,7 +86,7 @@ def load_hw(path, overrides=()) -> HardwareSpec:
     if not isinstance(doc, dict):
         raise SpecError(f"{path}: a hardware model must be a YAML mapping, got {type(doc).__name__}")
     doc = apply_overrides(doc, _parse_overrides(overrides), str(path))
-    return spec_from_dict(doc, source=str(path))
+    return spec_from_dict(doc, source=str(path), base_dir=path.parent)
 
 
 def _parse_overrides(overrides) -> list[tuple[str, object]]:
@@ -138,8 +145,9 @@ def apply_overrides(doc: dict, overrides: list[tuple[str, object]], source: str)
     return doc
 
 
-def spec_from_dict(doc: dict, source: str | None = None) -> HardwareSpec:
-    """Build and validate a :class:`HardwareSpec` from a parsed YAML mapping."""
+def spec_from_dict(doc: dict, source: str | None = None, base_dir=None) -> HardwareSpec:
+    """Build and validate a :class:`HardwareSpec` from a parsed YAML mapping (``base_dir``: where
+    a relative ``energy_table`` path starts; default the current directory)."""
     src = source or "<hardware>"
 
     def at(obj) -> str:
@@ -153,9 +161,14 @@ def spec_from_dict(doc: dict, source: str | None = None) -> HardwareSpec:
     for key in ("name", "dataflow", "array", "energy", "memory"):
         if key not in doc:
             fail(doc, f"missing required field {key!r}")
+    table = None
+    if "energy_table" in doc:
+        if not isinstance(doc["energy_table"], str):
+            fail(doc, f"energy_table must be a path, got {doc['energy_table']!r}")
+        table = load_energy_table(str(Path(base_dir or ".") / doc["energy_table"]))
     unit = None
     if "energy_unit" in doc:
-        unit = _energy(doc["energy_unit"], None, "energy_unit", at(doc))
+        unit = _energy(doc["energy_unit"], None, "energy_unit", at(doc), table)
 
     try:
         arr = doc["array"]
@@ -172,9 +185,13 @@ def spec_from_dict(doc: dict, source: str | None = None) -> HardwareSpec:
             rows, cols = arr["rows"], arr["cols"]
         if "clock" not in arr:
             fail(arr, "array: missing required field 'clock' (e.g. '200 MHz')")
+        ramp = arr.get("ramp_cycles_per_word", 0.0)
+        if not isinstance(ramp, bool):
+            ramp = parse_quantity(ramp, "number", f"{at(arr)}: array.ramp_cycles_per_word")
         array = ArraySpec(rows=rows, cols=cols, macs_per_pe_per_cycle=arr.get("macs_per_pe_per_cycle", 1),
                           datapath_bits=arr.get("datapath_bits", 16),
-                          clock_hz=parse_quantity(arr["clock"], "hertz", f"{at(arr)}: array.clock"))
+                          clock_hz=parse_quantity(arr["clock"], "hertz", f"{at(arr)}: array.clock"),
+                          ramp_cycles_per_word=ramp)
 
         en = doc["energy"]
         if not isinstance(en, dict):
@@ -182,15 +199,16 @@ def spec_from_dict(doc: dict, source: str | None = None) -> HardwareSpec:
         _check_keys(en, ENERGY_FIELDS, "energy", at(en))
         if "mac" not in en:
             fail(en, "energy: missing required field 'mac' (energy of one MAC, e.g. '0.2 pJ')")
-        energy = EnergyTable(**{f"{k}_j": _energy(en[k], unit, f"energy.{k}", at(en)) for k in en})
+        energy = EnergyTable(**{f"{k}_j": _energy(en[k], unit, f"energy.{k}", at(en), table) for k in en})
 
         mem = doc["memory"]
         if not isinstance(mem, list) or not mem:
             fail(doc, "memory must be a non-empty list of levels, from DRAM inward (missing level?)")
-        levels = tuple(_level(l, unit, at) for l in mem)
+        levels = tuple(_level(l, unit, at, table) for l in mem)
 
         sections = {}
-        for name, cls in (("weight_format", WeightFormat), ("sparsity", Sparsity), ("policies", Policies)):
+        for name, cls in (("weight_format", WeightFormat), ("sparsity", Sparsity), ("policies", Policies),
+                          ("dram_compression", DramCompression)):
             sec = doc.get(name) or {}
             if not isinstance(sec, dict):
                 fail(doc, f"{name} must be a mapping, got {sec!r}")
@@ -198,17 +216,69 @@ def spec_from_dict(doc: dict, source: str | None = None) -> HardwareSpec:
             for k, kind in SECTIONS[name].items():
                 if k in sec and kind == "bool" and not isinstance(sec[k], bool):
                     fail(sec, f"{name}.{k} must be true or false, got {sec[k]!r}")
-            sections[name] = cls(**sec)
+                if k in sec and kind == "str" and not isinstance(sec[k], str):
+                    fail(sec, f"{name}.{k} must be a name, got {sec[k]!r}")
+            try:
+                sections[name] = cls(**sec)
+            except SpecError as e:
+                fail(sec, str(e))
+        if "runs" in doc:
+            sections["runs"] = doc["runs"]
         if not isinstance(doc["dataflow"], str):
             fail(doc, f"dataflow must be a string, got {doc['dataflow']!r}")
+        precision = _precision(doc.get("precision"), array, at(doc.get("precision") or doc))
         return HardwareSpec(name=str(doc["name"]), array=array, levels=levels, energy=energy,
                             dataflow=doc["dataflow"], description=str(doc.get("description", "")),
-                            source=source, **sections)
+                            source=source, precision=precision, **sections)
     except SpecError as e:
         msg = str(e)
         if msg.startswith(src):
             raise
         raise SpecError(f"{src}: {msg}") from None
+
+
+def _precision(sec, array: ArraySpec, where: str) -> Precision:
+    """The ``precision`` section: each operand as bits (``16``), a name (``fp16``, ``bf16``,
+    ``fp32``, ``int8``) or a mapping ``{bits, type: fixed|float, frac_bits, exp_bits}``.  Weights
+    and activations default to the datapath width (fixed point), partial sums to the activations'
+    format."""
+    sec = {} if sec is None else sec
+    if not isinstance(sec, dict):
+        raise SpecError(f"{where}: precision must be a mapping, e.g. {{weights: 16, activations: 16, psums: 32}}, "
+                        f"got {sec!r}")
+    _check_keys(sec, PRECISION_FIELDS, "precision", where)
+    word = OperandPrecision(array.datapath_bits)
+    weights = _operand_precision(sec["weights"], "weights", where) if "weights" in sec else word
+    acts = _operand_precision(sec["activations"], "activations", where) if "activations" in sec else word
+    psums = _operand_precision(sec["psums"], "psums", where) if "psums" in sec else acts
+    return Precision(weights, acts, psums)
+
+
+def _operand_precision(value, op: str, where: str) -> OperandPrecision:
+    what = f"{where}: precision.{op}"
+    try:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return OperandPrecision(value)
+        if isinstance(value, str):
+            name = value.strip().lower()
+            if name in PRECISION_NAMES:
+                bits, kind, exp = PRECISION_NAMES[name]
+                return OperandPrecision(bits, kind, exp_bits=exp)
+            if name.startswith("int") and name[3:].isdigit():
+                return OperandPrecision(int(name[3:]))
+            raise SpecError(f"unknown format {value!r} (expected bits such as 16, a name among "
+                            f"{', '.join(['int8', 'int16', *PRECISION_NAMES])}, or {{bits: 16, type: fixed}})")
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - set(OPERAND_PRECISION_FIELDS))
+            if unknown:
+                raise SpecError(f"unknown field(s) {', '.join(map(repr, unknown))} (expected: "
+                                f"{', '.join(OPERAND_PRECISION_FIELDS)})")
+            if "bits" not in value:
+                raise SpecError("missing 'bits'")
+            return OperandPrecision(**{k: value[k] for k in OPERAND_PRECISION_FIELDS if k in value})
+        raise SpecError(f"expected bits (e.g. 16), a format name (fp16) or a mapping {{bits, type}}, got {value!r}")
+    except SpecError as e:
+        raise SpecError(f"{what}: {e}") from None
 
 
 def _check_keys(obj: dict, known: dict, what: str, where: str) -> None:
@@ -218,8 +288,12 @@ def _check_keys(obj: dict, known: dict, what: str, where: str) -> None:
                         f"(expected: {', '.join(known)})")
 
 
-def _energy(value, unit: float | None, what: str, where: str) -> float:
-    """An energy: a unit string ('5 pJ'), a number (joules) or a multiple of ``energy_unit`` ('6x')."""
+def _energy(value, unit: float | None, what: str, where: str, table=None, word_bits: int | None = None) -> float:
+    """An energy: a unit string ('5 pJ'), a number (joules), a multiple of ``energy_unit`` ('6x')
+    or a reference to the energy table (``{ref: NAME}``, ``{sram: SIZE}``, scaled to
+    ``word_bits``: :mod:`sqsim.hw.energy`)."""
+    if isinstance(value, dict):
+        return resolve_energy(value, table, word_bits, f"{where}: {what}")
     if isinstance(value, str) and value.strip().endswith("x"):
         if unit is None:
             raise SpecError(f"{where}: {what}: {value!r} is relative; set energy_unit (e.g. '0.85 pJ') first")
@@ -230,7 +304,7 @@ def _energy(value, unit: float | None, what: str, where: str) -> float:
     return parse_quantity(value, "joules", f"{where}: {what}")
 
 
-def _level(spec, unit, at) -> MemoryLevel:
+def _level(spec, unit, at, table=None) -> MemoryLevel:
     if not isinstance(spec, dict):
         raise SpecError(f"memory: each level must be a mapping, got {spec!r}")
     where = at(spec)
@@ -263,11 +337,15 @@ def _level(spec, unit, at) -> MemoryLevel:
             raise SpecError(f"{where}: {what}: give energy_per_bit or read_energy/write_energy, not both")
         if isinstance(word_bits, bool) or not isinstance(word_bits, int):
             raise SpecError(f"{where}: {what}: word_bits must be a positive integer, got {word_bits!r}")
-        per_bit = parse_quantity(spec["energy_per_bit"], "joules_per_bit", f"{where}: {what}: energy_per_bit")
+        if isinstance(spec["energy_per_bit"], dict):
+            per_bit = resolve_energy(spec["energy_per_bit"], table, 1, f"{where}: {what}: energy_per_bit")
+        else:
+            per_bit = parse_quantity(spec["energy_per_bit"], "joules_per_bit", f"{where}: {what}: energy_per_bit")
         kwargs["read_energy_j"] = kwargs["write_energy_j"] = per_bit * word_bits
     for k in ("read_energy", "write_energy"):
         if k in spec:
-            kwargs[f"{k}_j"] = _energy(spec[k], unit, f"{what}: {k}", where)
+            bits = word_bits if isinstance(word_bits, int) and not isinstance(word_bits, bool) else None
+            kwargs[f"{k}_j"] = _energy(spec[k], unit, f"{what}: {k}", where, table, bits)
     try:
         return MemoryLevel(**kwargs)
     except SpecError as e:

@@ -91,7 +91,7 @@ def tile_candidates(size: int, limit: int) -> np.ndarray:
 
 def search_mapping(shape: ConvShape, orders: dict, buffers, bytes_per_element: dict,
                    fixed_bytes: dict | None = None, weights_resident: bool = False,
-                   dataflow: str = "") -> Mapping:
+                   dataflow: str = "", tile_bytes: dict | None = None) -> Mapping:
     """The mapping with the least DRAM traffic (bytes) whose tiles fit every buffer.
 
     Parameters
@@ -101,7 +101,11 @@ def search_mapping(shape: ConvShape, orders: dict, buffers, bytes_per_element: d
         ``{name: loop order}`` the dataflow allows (e.g. one entry of :data:`CANONICAL_ORDERS`).
     buffers : iterable of Buffer
     bytes_per_element : dict
-        ``{operand: bytes}`` (weights: stored bytes per weight, compression included).
+        ``{operand: bytes}`` moved to or from DRAM per element (weights: stored bytes per weight,
+        compression included; feature maps: their DRAM coding included).
+    tile_bytes : dict, optional
+        ``{operand: bytes}`` an element takes in its on-chip buffer (default: ``bytes_per_element``;
+        they differ when feature maps are coded in DRAM or partial sums are wider).
     fixed_bytes : dict, optional
         ``{operand: bytes}`` held on chip besides the tiles (codebook and biases with the weights).
     weights_resident : bool
@@ -118,10 +122,11 @@ def search_mapping(shape: ConvShape, orders: dict, buffers, bytes_per_element: d
     on-chip footprint, then to the first order given.
     """
     fixed_bytes = fixed_bytes or {}
+    tile_bytes = bytes_per_element if tile_bytes is None else tile_bytes
     buffers = tuple(buffers)
     full = {d: shape.dim(d) for d in DIMS}
     # All tiles whole: every operand crosses once; no search needed when that fits.
-    if _fits_scalar(shape, full, buffers, bytes_per_element, fixed_bytes):
+    if _fits_scalar(shape, full, buffers, tile_bytes, fixed_bytes):
         order = next(iter(orders.values()))
         return Mapping(dataflow, tuple(order), tuple(full[d] for d in DIMS), weights_resident)
 
@@ -136,7 +141,7 @@ def search_mapping(shape: ConvShape, orders: dict, buffers, bytes_per_element: d
     best = None
     for order in orders.values():
         tr = traffic_grid(shape, axes, order)
-        footprint = {op: tr[op][2] * bytes_per_element[op] + fixed_bytes.get(op, 0.0) for op in OPERAND_NAMES}
+        footprint = {op: tr[op][2] * tile_bytes[op] + fixed_bytes.get(op, 0.0) for op in OPERAND_NAMES}
         ok = np.ones(grid_shape, dtype=bool)
         for b in buffers:
             ok &= sum(footprint[op] for op in b.operands) <= b.capacity_bytes

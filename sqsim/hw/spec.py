@@ -17,6 +17,18 @@ OPERANDS = ("weights", "inputs", "outputs")
 LEVEL_KINDS = ("dram", "sram", "regfile", "network")
 DATAFLOW_NAMES = ("weight_stationary", "output_stationary", "input_stationary", "row_stationary", "eie_sparse")
 ACTIVATION_POLICIES = ("dram", "on_chip")
+WEIGHT_POLICIES = ("preloaded", "per_batch", "streamed")
+ZERO_ACTIVATION_POLICIES = ("none", "gate", "skip")
+FUSABLE = ("relu", "pool")
+DRAM_COMPRESSIONS = ("none", "rlc")
+# Layer kinds a hardware may run (``runs``); the IR's ops with a cost model.
+LAYER_KINDS = ("conv2d", "fc", "maxpool", "avgpool", "global_avgpool", "lrn", "add", "softmax")
+PRECISION_TYPES = ("fixed", "float")
+# IEEE-style exponent widths of the float formats by total width (8: E4M3, 16: fp16, 32: fp32, 64: fp64);
+# bfloat16 is ``{bits: 16, type: float, exp_bits: 8}``.
+FLOAT_EXP_BITS = {8: 4, 16: 5, 32: 8, 64: 11}
+PRECISION_NAMES = {"fp8": (8, "float", 4), "fp16": (16, "float", 5), "bf16": (16, "float", 8),
+                   "fp32": (32, "float", 8), "fp64": (64, "float", 11)}
 
 
 def _fail(owner: str, msg: str):
@@ -33,16 +45,23 @@ class ArraySpec:
         PE grid (a 1-D array of ``pes`` PEs is ``rows=pes, cols=1``).
     macs_per_pe_per_cycle : int
     datapath_bits : int
-        Width of activations and dense weights in the datapath (and in the buffers).
+        Width of the MAC datapath (operands in memory: :class:`Precision`).
     clock_hz : float
+    ramp_cycles_per_word : float
+        Cycles a processing pass stalls per stationary word it loads into the PEs before its
+        first MAC (row stationary: the filter rows of the pass; 0 for the other dataflows).
     """
     rows: int
     cols: int
     macs_per_pe_per_cycle: int = 1
     datapath_bits: int = 16
     clock_hz: float = 200e6
+    ramp_cycles_per_word: float = 0.0
 
     def __post_init__(self):
+        if isinstance(self.ramp_cycles_per_word, bool) or not isinstance(self.ramp_cycles_per_word, (int, float)) \
+                or not 0 <= self.ramp_cycles_per_word < float("inf"):
+            _fail("array.ramp_cycles_per_word", f"must be a finite number >= 0, got {self.ramp_cycles_per_word!r}")
         for name in ("rows", "cols", "macs_per_pe_per_cycle", "datapath_bits"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
@@ -63,6 +82,102 @@ class ArraySpec:
     @property
     def word_bytes(self) -> int:
         return self.datapath_bits // 8
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True)
+class OperandPrecision:
+    """The number format of one operand (weights, activations or partial sums) in memory.
+
+    Attributes
+    ----------
+    bits : int
+        Storage width per value, 1..64.  Byte counts are ``bits / 8`` per value (narrow values are
+        packed).
+    type : str
+        ``fixed`` (two's-complement fixed point / integer) or ``float``.
+    frac_bits : int or None
+        Fixed point: bits after the binary point (0..bits); None: not specified (an integer grid
+        chosen per layer by the quantiser).
+    exp_bits : int or None
+        Float: exponent bits (None: the IEEE width for ``bits``, :data:`FLOAT_EXP_BITS`; 8 with
+        16 bits is bfloat16).
+
+    Frozen and extensible: rounding and saturation modes can be added as fields with defaults.
+    """
+    bits: int
+    type: str = "fixed"
+    frac_bits: int | None = None
+    exp_bits: int | None = None
+
+    def __post_init__(self):
+        if not _is_int(self.bits) or not 1 <= self.bits <= 64:
+            raise SpecError(f"bits must be an integer in 1..64, got {self.bits!r}")
+        if self.type not in PRECISION_TYPES:
+            raise SpecError(f"type must be one of {', '.join(PRECISION_TYPES)}, got {self.type!r}")
+        if self.type == "fixed":
+            if self.exp_bits is not None:
+                raise SpecError("exp_bits applies to type float only")
+            if self.frac_bits is not None and (not _is_int(self.frac_bits) or not 0 <= self.frac_bits <= self.bits):
+                raise SpecError(f"frac_bits must be an integer in 0..{self.bits}, got {self.frac_bits!r}")
+        else:
+            if self.frac_bits is not None:
+                raise SpecError("frac_bits applies to type fixed only (a float's fraction is its mantissa)")
+            if self.exp_bits is None and self.bits not in FLOAT_EXP_BITS:
+                raise SpecError(f"a float of {self.bits} bits needs exp_bits (standard widths: "
+                                f"{', '.join(map(str, FLOAT_EXP_BITS))})")
+            if self.exp_bits is not None and (not _is_int(self.exp_bits) or not 1 <= self.exp_bits < self.bits - 1):
+                raise SpecError(f"exp_bits must be an integer in 1..{self.bits - 2}, got {self.exp_bits!r}")
+
+    @property
+    def bytes(self) -> float:
+        """Bytes per value (packed)."""
+        return self.bits / 8
+
+    @property
+    def exponent_bits(self) -> int | None:
+        if self.type != "float":
+            return None
+        return self.exp_bits if self.exp_bits is not None else FLOAT_EXP_BITS[self.bits]
+
+    @property
+    def label(self) -> str:
+        """``int16``, ``fixed16.8``, ``fp16``, ``bf16``, ``fp32``, ``float16e6``."""
+        if self.type == "fixed":
+            return f"int{self.bits}" if self.frac_bits is None else f"fixed{self.bits}.{self.frac_bits}"
+        for name, (b, _, e) in PRECISION_NAMES.items():
+            if (b, e) == (self.bits, self.exponent_bits):
+                return name
+        return f"float{self.bits}e{self.exponent_bits}"
+
+    def to_dict(self) -> dict:
+        d = {"bits": self.bits, "type": self.type}
+        if self.frac_bits is not None:
+            d["frac_bits"] = self.frac_bits
+        if self.type == "float":
+            d["exp_bits"] = self.exponent_bits
+        return d
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Number formats per operand, apart from the datapath width (``array.datapath_bits``).
+
+    Every byte count (DRAM traffic, on-chip buffers and tiles, the fit of the weights, activation
+    residency) uses these widths: dense weights (and biases and codebook values) at ``weights``,
+    feature maps at ``activations``, partial sums that leave the array (accumulating tiles in a
+    buffer, partial sums spilled to DRAM and read back) at ``psums``.  Compressed weights keep
+    their code and index widths.
+    """
+    weights: OperandPrecision
+    activations: OperandPrecision
+    psums: OperandPrecision
+
+    def to_dict(self) -> dict:
+        return {op: getattr(self, op).to_dict() for op in ("weights", "activations", "psums")}
 
 
 @dataclass(frozen=True)
@@ -185,14 +300,20 @@ class WeightFormat:
         datapath width.
     pointer_bits : int
         Width of a column pointer in sparse-column storage (EIE: 16).
+    pointer_level : str or None
+        The memory level the column pointers are read from (EIE: its pointer SRAM); None: the
+        weights' buffer.
     """
     code_bits: int | None = None
     index_bits: int | None = None
     pointer_bits: int = 16
+    pointer_level: str | None = None
 
     def __post_init__(self):
         for name in ("code_bits", "index_bits", "pointer_bits"):
             v = getattr(self, name)
+            if name == "pointer_bits" and v is None:
+                _fail("weight_format.pointer_bits", "must be an integer in 1..16, got None")
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 16):
                 _fail(f"weight_format.{name}", f"must be an integer in 1..16, got {v!r}")
 
@@ -204,12 +325,60 @@ class Sparsity:
     Zero weights: the ``eie_sparse`` dataflow stores and processes only the stored entries (its
     compressed sparse columns); the dense arrays compute every weight, zero or not.
 
-    skip_zero_activations : cycles and MACs only for non-zero input activations (EIE).
-    gate_zero_activations : a zero input activation saves the MAC's and the weight read's energy,
-        not the cycle (Eyeriss's data gating).
+    zero_activations : ``skip`` (cycles, MACs and their energy only for non-zero input
+        activations: EIE), ``gate`` (a zero input saves the MAC's and the weight read's energy,
+        not the cycle: Eyeriss's data gating) or ``none``.
+    skip_zero_activations, gate_zero_activations : the same as booleans (older spelling; they
+        must agree with ``zero_activations`` when both are given).
     """
     skip_zero_activations: bool = False
     gate_zero_activations: bool = False
+    zero_activations: str | None = None
+
+    def __post_init__(self):
+        if self.skip_zero_activations and self.gate_zero_activations:
+            _fail("sparsity", "skip_zero_activations and gate_zero_activations exclude each other "
+                              "(use zero_activations: skip | gate | none)")
+        implied = "skip" if self.skip_zero_activations else "gate" if self.gate_zero_activations else None
+        z = self.zero_activations
+        if z is None:
+            z = implied or "none"
+        elif z not in ZERO_ACTIVATION_POLICIES:
+            _fail("sparsity.zero_activations", f"unknown policy {z!r} (expected one of "
+                                               f"{', '.join(ZERO_ACTIVATION_POLICIES)})")
+        elif implied is not None and implied != z:
+            _fail("sparsity.zero_activations", f"{z!r} contradicts {implied}_zero_activations: true")
+        object.__setattr__(self, "zero_activations", z)
+        object.__setattr__(self, "skip_zero_activations", z == "skip")
+        object.__setattr__(self, "gate_zero_activations", z == "gate")
+
+
+@dataclass(frozen=True)
+class DramCompression:
+    """How feature maps are coded on their way to and from DRAM.
+
+    activations : ``none`` or ``rlc`` (run-length coding, :mod:`sqsim.hw.rlc`): feature maps the
+        chip reads from or writes to DRAM take ``rlc_ratio(density)`` of their raw bytes; the
+        network input (an image from the host) and partial sums travel raw.
+    run_bits, word_bits : the RLC format (Eyeriss: 5-bit runs, 64-bit words of three pairs).
+    """
+    activations: str = "none"
+    run_bits: int = 5
+    word_bits: int = 64
+
+    def __post_init__(self):
+        if self.activations not in DRAM_COMPRESSIONS:
+            _fail("dram_compression.activations", f"unknown coding {self.activations!r} (expected one of "
+                                                  f"{', '.join(DRAM_COMPRESSIONS)})")
+        for name in ("run_bits", "word_bits"):
+            v = getattr(self, name)
+            if not _is_int(v) or not 1 <= v <= 1024:
+                _fail(f"dram_compression.{name}", f"must be a positive integer, got {v!r}")
+
+    @property
+    def rlc(self):
+        from .rlc import RLC
+        return RLC(self.run_bits, self.word_bits)
 
 
 @dataclass(frozen=True)
@@ -218,6 +387,18 @@ class Policies:
 
     keep_weights_on_chip : load every layer's weights once per batch when the whole model fits in
         the weight buffer next to the largest activation working set.
+    weights : ``preloaded`` (loaded once before the first inference: no weight DRAM traffic per
+        inference, as EIE and an FPGA holding the model do), ``per_batch`` (loaded once per
+        batch) or ``streamed`` (tiled from DRAM with everything else).  Preloaded and per-batch
+        weights stay on chip only when the model fits; otherwise they stream.  Default: from
+        ``keep_weights_on_chip`` (true: ``per_batch``, false: ``streamed``).
+    overlap_dram : ``true``: DRAM transfers overlap processing (a layer takes the longer of the
+        two); ``false``: the array stops while feature maps are loaded from and stored to DRAM
+        (Eyeriss; weights still prefetch in the background), so a layer's latency is its
+        processing time plus that transfer time.  Both are reported.
+    fuse : operations run on a producer's output before it is stored: ``relu`` (always: applied
+        in place on the producer's output) and ``pool`` (a max/avg pool reading only conv
+        outputs runs on a line buffer, so the pre-pool map never reaches DRAM).
     batch : default batch size (the CLI's ``--batch`` overrides it).
     activations : where activation tensors live between layers.  ``dram``: every layer reads its
         inputs from and writes its outputs to DRAM (as SCALE-Sim and nn_dataflow assume).
@@ -231,10 +412,26 @@ class Policies:
     keep_weights_on_chip: bool = True
     batch: int = 1
     activations: str = "dram"
+    weights: str | None = None
+    overlap_dram: bool = True
+    fuse: tuple = ()
 
     def __post_init__(self):
         if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch <= 0:
             _fail("policies.batch", f"must be a positive integer, got {self.batch!r}")
+        if self.weights is None:
+            object.__setattr__(self, "weights", "per_batch" if self.keep_weights_on_chip else "streamed")
+        elif self.weights not in WEIGHT_POLICIES:
+            _fail("policies.weights", f"unknown policy {self.weights!r} (expected one of {', '.join(WEIGHT_POLICIES)})")
+        elif not self.keep_weights_on_chip and self.weights != "streamed":
+            _fail("policies.weights", f"{self.weights!r} contradicts keep_weights_on_chip: false")
+        object.__setattr__(self, "keep_weights_on_chip", self.weights != "streamed")
+        fuse = self.fuse
+        if isinstance(fuse, str):
+            fuse = (fuse,)
+        if not isinstance(fuse, (list, tuple)) or any(f not in FUSABLE for f in fuse):
+            _fail("policies.fuse", f"expected a list of {', '.join(FUSABLE)}, got {self.fuse!r}")
+        object.__setattr__(self, "fuse", tuple(dict.fromkeys(fuse)))
         if self.activations not in ACTIVATION_POLICIES:
             _fail("policies.activations", f"unknown policy {self.activations!r} "
                                           f"(expected one of {', '.join(ACTIVATION_POLICIES)})")
@@ -256,6 +453,13 @@ class HardwareSpec:
     weight_format, sparsity, policies
     source : str or None
         The YAML file it came from.
+    precision : Precision
+        Number formats per operand (default: the datapath width).
+    dram_compression : DramCompression
+        Coding of feature maps to and from DRAM.
+    runs : tuple of str
+        The layer kinds the hardware executes (EIE: ``fc``); the others are left to the host and
+        not costed.
     """
     name: str
     array: ArraySpec
@@ -267,8 +471,20 @@ class HardwareSpec:
     policies: Policies = field(default_factory=Policies)
     description: str = ""
     source: str | None = None
+    precision: Precision | None = None
+    dram_compression: DramCompression = field(default_factory=DramCompression)
+    runs: tuple = LAYER_KINDS
 
     def __post_init__(self):
+        runs = self.runs
+        if isinstance(runs, str):
+            runs = (runs,)
+        if not isinstance(runs, (list, tuple)) or not runs or any(k not in LAYER_KINDS for k in runs):
+            _fail("runs", f"expected a non-empty list of layer kinds among {', '.join(LAYER_KINDS)}, got {self.runs!r}")
+        object.__setattr__(self, "runs", tuple(dict.fromkeys(runs)))
+        if self.precision is None:   # default: every operand at the datapath width, fixed point
+            word = OperandPrecision(self.array.datapath_bits)
+            object.__setattr__(self, "precision", Precision(word, word, word))
         if self.dataflow not in DATAFLOW_NAMES:
             _fail("dataflow", f"unknown dataflow {self.dataflow!r} (expected one of {', '.join(DATAFLOW_NAMES)})")
         if not self.levels:
@@ -336,4 +552,20 @@ class HardwareSpec:
 
     @property
     def word_bytes(self) -> int:
+        """Bytes of one datapath word (``array.datapath_bits / 8``)."""
         return self.array.word_bytes
+
+    @property
+    def act_bytes(self) -> float:
+        """Bytes per activation value in memory (``precision.activations``)."""
+        return self.precision.activations.bytes
+
+    @property
+    def weight_value_bytes(self) -> float:
+        """Bytes per uncompressed weight value (and bias, codebook value): ``precision.weights``."""
+        return self.precision.weights.bytes
+
+    @property
+    def psum_bytes(self) -> float:
+        """Bytes per partial sum outside the array (``precision.psums``)."""
+        return self.precision.psums.bytes

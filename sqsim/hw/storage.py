@@ -6,7 +6,8 @@ compressed model): codes, relative indices, fillers, codebook and biases.  Two h
 top:
 
 * uncompressed values (a dense layer, or pruned-only fp32 values) are stored at the hardware's
-  datapath width (a dense model is converted to the accelerator's number format), biases too;
+  weight precision (``precision.weights``, by default the datapath width: a dense model is
+  converted to the accelerator's number format), biases too;
   codes, indices and the codebook stay as the accounting says;
 * a hardware with a fixed weight format (``weight_format.code_bits``/``index_bits``, EIE's 4-bit
   codes and 4-bit indices) re-encodes the same non-zeros in that format: the codes are re-quantised
@@ -61,8 +62,8 @@ class WeightStorage:
         return self.stream_bytes / self.weights
 
 
-def dense_storage(info, word_bytes: int) -> WeightStorage:
-    """Uncompressed weights and biases at the datapath width."""
+def dense_storage(info, word_bytes: float) -> WeightStorage:
+    """Uncompressed weights and biases at ``word_bytes`` per value (the weight precision)."""
     return WeightStorage(info.name, info.weights, info.biases, info.weights * word_bytes,
                          info.biases * word_bytes, info.weights, info.weights, False, False, "dense")
 
@@ -81,7 +82,7 @@ def weight_storage(info, hw, size=None, source: str = "profile", groups: int = 1
     groups : int
         Convolution groups (EIE keeps one pointer array per group's matrix).
     """
-    word = hw.word_bytes
+    word = hw.weight_value_bytes
     fmt = hw.weight_format
     if fmt.code_bits is not None:
         return _fixed_format(info, hw, size, source, groups)
@@ -98,7 +99,7 @@ def weight_storage(info, hw, size=None, source: str = "profile", groups: int = 1
 def _fixed_format(info, hw, size, source, groups) -> WeightStorage:
     from ..compress.sparse import expected_fillers
     fmt = hw.weight_format
-    word = hw.word_bytes
+    word = hw.weight_value_bytes
     index_bits = fmt.index_bits
     nonzeros = info.weights if size is None else size.nonzeros
     if index_bits is None:

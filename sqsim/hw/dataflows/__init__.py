@@ -29,12 +29,18 @@ class ActivityContext:
         Weights carry relative indices (each use decodes an index).
     pointer_bytes : float
         Bytes per column pointer (sparse column-major formats; 0 otherwise).
+    plan : object
+        What the dataflow's own mapper chose (row stationary: :class:`RSPlan`); None otherwise.
+    weight_density : float
+        Non-zero weights over all weights (EIE's load balance; 1 when dense).
     """
     input_density: float = 1.0
     weight_entries: float = 0.0
     weight_coded: bool = False
     weight_sparse: bool = False
     pointer_bytes: float = 0.0
+    plan: object = None
+    weight_density: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,12 @@ class ArrayActivity:
         Weight entries decoded (codebook lookups; index decodes when sparse).
     extra_read_bytes : dict
         Further bytes read from an operand's buffer (e.g. EIE's column pointers).
+    ramp_cycles : int
+        Part of ``compute_cycles`` spent loading stationary data before passes start.
+    active_pes : float or None
+        PEs the mapping occupies.
+    pe_mapping : dict or None
+        The placement on the array, for reports.
     """
     compute_cycles: int
     macs: int
@@ -71,6 +83,9 @@ class ArrayActivity:
     network_transfers: dict = field(default_factory=dict)
     decodes: float = 0.0
     extra_read_bytes: dict = field(default_factory=dict)
+    ramp_cycles: int = 0
+    active_pes: float | None = None
+    pe_mapping: dict | None = None
 
     def scaled(self, k: int) -> "ArrayActivity":
         """The activity of ``k`` identical groups run one after another."""
@@ -78,16 +93,21 @@ class ArrayActivity:
             return {op: v * k for op, v in d.items()}
         return ArrayActivity(self.compute_cycles * k, self.macs * k, self.macs_effective * k,
                              sc(self.buffer_reads), sc(self.buffer_writes), sc(self.register_accesses),
-                             sc(self.network_transfers), self.decodes * k, sc(self.extra_read_bytes))
+                             sc(self.network_transfers), self.decodes * k, sc(self.extra_read_bytes),
+                             self.ramp_cycles * k, self.active_pes, self.pe_mapping)
 
 
 @dataclass(frozen=True)
 class Dataflow:
-    """One dataflow: name, allowed DRAM-level loop orders, and its activity function."""
+    """One dataflow: name, allowed DRAM-level loop orders, its activity function and, optionally,
+    its own mapper ``mapper(shape, hw, buffers, dram_bytes, fixed_bytes, weights_resident,
+    tile_bytes) -> (Mapping, plan)`` replacing the generic search (row stationary searches its PE
+    placement and buffer tiles together)."""
     name: str
     orders: dict
     activity: Callable
     description: str = ""
+    mapper: Callable | None = None
 
 
 def _registry() -> dict:
