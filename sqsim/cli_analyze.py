@@ -34,12 +34,16 @@ def _common(p, measure: bool = True) -> None:
     p.add_argument("--dense", action="store_true", help="ignore compression profiles (uncompressed weights)")
     p.add_argument("--batch", type=int, help="batch size (default: the hardware's policies.batch)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--act-density", type=float, metavar="D",
-                   help="fraction of non-zero activations in every layer's input (the image stays dense)")
+    g.add_argument("--act-density", metavar="D|FILE",
+                   help="fraction of non-zero activations: a number for every layer's input (the image stays "
+                        "dense), or a YAML/JSON file {layer: density of its input} (docs/models.md)")
     if measure:
         g.add_argument("--measure", nargs="+", metavar="IMAGE",
                        help="measure activation densities by running the network on these images "
                             "(trained weights from --weights; synthetic He-normal ones otherwise)")
+        p.add_argument("--save-density", metavar="FILE",
+                       help="with --measure: write the measured densities as {layer: density of its input} "
+                            "(YAML, or JSON for .json), for later --act-density FILE")
     p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", dest="overrides",
                    help="override a hardware field, e.g. array.rows=16, dataflow=weight_stationary, "
                         "memory.bram.capacity=2MiB (repeatable)")
@@ -53,6 +57,21 @@ def _check_batch(batch):
         raise SpecError(f"--batch must be a positive integer, got {batch}")
 
 
+def act_density_arg(value):
+    """``--act-density``: a number, or a density file (:mod:`sqsim.analysis.densities`)."""
+    if value is None:
+        return None
+    try:
+        d = float(value)
+    except ValueError:
+        from .analysis.densities import load_density_file
+        return load_density_file(value)
+    from .errors import SpecError
+    if not 0.0 <= d <= 1.0:
+        raise SpecError(f"--act-density must be in [0, 1] (or a file), got {value}")
+    return d
+
+
 def cmd_analyze(args) -> int:
     from .analysis.network import analyze
     from .errors import SpecError
@@ -61,6 +80,8 @@ def cmd_analyze(args) -> int:
     _check_batch(args.batch)
     if args.weights and args.dense:
         raise SpecError("--weights and --dense exclude each other")
+    if args.save_density and not args.measure:
+        raise SpecError("--save-density needs --measure (it writes the measured densities)")
     graph = load(args.arch)
     hw = load_hw(args.hw, args.overrides)
     weights = None
@@ -68,10 +89,15 @@ def cmd_analyze(args) -> int:
         from .compress import load_model
         proto = load(args.prototxt) if args.prototxt else graph
         weights = load_model(args.weights, prototxt=proto)
-    density = args.act_density
+    density = act_density_arg(args.act_density)
     if args.measure:
         density = _measure(graph, weights, args.measure)
     report = analyze(graph, hw, weights=weights, batch=args.batch, act_density=density, dense=args.dense)
+    if args.save_density:
+        from .analysis.densities import save_density_file
+        save_density_file(args.save_density, graph, report.densities,
+                          note=f"measured on {len(args.measure)} image(s) with "
+                               f"{'weights ' + args.weights if args.weights else 'synthetic He-normal weights'}")
     if args.explain:
         report.layer(args.explain)  # a clear error before anything is printed
     if args.plot:
@@ -121,7 +147,8 @@ def cmd_compare(args) -> int:
     nets = [a + (":dense" if args.dense and not a.endswith(":dense") else "") for a in args.arch]
     if len(nets) * len(args.hw) < 1:
         raise SpecError("compare needs at least one network and one hardware model")
-    cmp = compare(nets, args.hw, batch=args.batch, act_density=args.act_density, overrides=args.overrides)
+    cmp = compare(nets, args.hw, batch=args.batch, act_density=act_density_arg(args.act_density),
+                  overrides=args.overrides)
     if args.plot:
         from .analysis.plots import plot_comparison
         plot_comparison(cmp, args.plot)

@@ -162,12 +162,26 @@ def working_set(report, graph, hw, name, ins_res, out_res, mapping=None) -> floa
         b = sum(c * min(rows, h) * w * word for (c, h, w), r in zip(info.input_shapes, ins_res) if not r)
         b += 0 if out_res else info.output_shape[0] * info.output_shape[2] * word
         return b + (report.fit.weight_bytes if wres and shared else 0)
+    from sqsim.hw.workload import conv_shape
+    shape = conv_shape(info, report.batch, layer)
+    rs = hw.dataflow == "row_stationary"
     if mapping is None:
-        from sqsim.hw.workload import conv_shape
-        shape = conv_shape(info, report.batch, layer)
-        whole = "RSKC" if wres else "RS"
-        mapping = Mapping("min", DIMS, tuple(shape.dim(d) if d in whole else 1 for d in DIMS))
+        if rs:   # its narrowest strip: the whole PE set when it fits the array, full rows
+            from sqsim.hw.dataflows.row_stationary import strips_geometry
+            e = min(e for e, _ in strips_geometry(shape, hw.array.rows, hw.array.cols))
+            t = {"N": 1, "K": shape.K if wres else 1, "C": shape.C if wres else 1, "P": e, "Q": shape.Q,
+                 "R": shape.R, "S": shape.S}
+            mapping = Mapping("min", DIMS, tuple(t[d] for d in DIMS))
+        else:
+            whole = "RSKC" if wres else "RS"
+            mapping = Mapping("min", DIMS, tuple(shape.dim(d) if d in whole else 1 for d in DIMS))
     fp = conv_footprint(report, graph, name, mapping, all(ins_res), out_res)
+    if rs and not wres and name in {c.name for c in report.layers} and report.layer(name).mapping is mapping:
+        # row stationary streams weights one pass at a time: its buffer holds one pass's filters
+        pl, st = report.layer(name).pe_mapping, report.storages[name]
+        k = min(pl["p"] * pl["t"], shape.K)
+        fp["weights"] = k * (min(pl["q"] * pl["r"], shape.C) * pl["filter_rows_per_set"] * shape.S
+                             * st.stream_bytes / st.weights + st.fixed_bytes / shape.K)
     need = fp["inputs"] + fp["outputs"]
     if shared:
         need += fp["weights"]

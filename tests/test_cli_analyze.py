@@ -129,6 +129,13 @@ def test_compare_prints_ratio(capsys):
     # table prints under it)
     _, out, _ = run(capsys, "compare", SQ, ALEX, "--hw", *HW.values(), "--format", "json")
     d = json.loads(out)
+    # EIE runs fc layers only: SqueezeNet (no fc layer) is not compared there, and says so
+    assert len(d["rows"]) == 7 and d["skipped"] == [{"network": "squeezenet_v1.0", "hardware": "eie",
+                                                     "reason": "eie runs fc only"}]
+    assert "eie: squeezenet_v1.0 not compared (eie runs fc only)" in d["ratio_lines"]
+    _, out, _ = run(capsys, "compare", SQ, ALEX, "--hw", *HW.values(), "--format", "json",
+                    "--set", "runs=[conv2d, fc, maxpool, avgpool, global_avgpool, lrn, add, softmax]")
+    d = json.loads(out)
     assert len(d["rows"]) == 8 and len(d["ratio_lines"]) == 4
     lines = [l for l in d["ratio_lines"] if "DRAM bytes per inference squeezenet_v1.0 / alexnet =" in l]
     assert len(lines) == 4
@@ -166,7 +173,8 @@ def test_measure_runs_the_executor(capsys, tmp_path):
                     "  - {name: conv2, op: conv2d, out_channels: 6, kernel: 3, pad: 1}\n"
                     "  - {name: relu2, op: relu}\n"
                     "  - {name: fc, op: fc, out_channels: 5}\n")
-    rc, out, _ = run(capsys, "analyze", str(arch), "--hw", HW["eie"], "--measure", str(img), "--format", "json")
+    rc, out, _ = run(capsys, "analyze", str(arch), "--hw", HW["eie"], "--measure", str(img), "--format", "json",
+                     "--set", "runs=[conv2d, fc]")
     assert rc == 0
     d = json.loads(out)
     dens = {l["name"]: l["input_density"] for l in d["layers"]}

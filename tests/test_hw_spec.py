@@ -54,7 +54,13 @@ def test_shipped_figures():
     assert (s.array.rows, s.array.cols, s.word_bytes) == (32, 32, 1)
     assert [s.level(n).total_capacity_bytes for n in ("ifmap_sram", "filter_sram", "ofmap_sram")] == [65536] * 3
     e = load_hw(HW / "eyeriss.yaml")
-    assert e.array.pes == 168 and e.level("glb").total_capacity_bytes == 108 * 1024 and e.word_bytes == 2
+    assert e.array.pes == 168 and e.word_bytes == 2
+    # 108 KB GLB = 100 KB ifmaps + psums (25 banks of 4 KB) + 8 KB filter prefetch; 64-bit link at 60 MHz
+    assert e.level("glb").total_capacity_bytes == 100 * 1024 and e.level("filter_glb").total_capacity_bytes == 8 * 1024
+    assert e.dram.bandwidth_bytes_per_s == 64 / 8 * 60e6
+    assert [e.level(n).capacity_bytes / 2 for n in ("filter_spad", "ifmap_spad", "psum_spad")] == [224, 12, 24]
+    assert not e.policies.overlap_dram and e.sparsity.zero_activations == "gate"
+    assert e.dram_compression.activations == "rlc" and e.policies.weights == "streamed"
     # normalised energies: GLB 6x, array 2x, DRAM 200x of the 1x MAC
     assert e.level("glb").read_energy_j == pytest.approx(6 * e.energy.mac_j)
     assert e.level("array").read_energy_j == pytest.approx(2 * e.energy.mac_j)
@@ -62,8 +68,9 @@ def test_shipped_figures():
     assert e.dram.read_energy_j == pytest.approx(20e-12 * e.dram.word_bits)
     eie = load_hw(HW / "eie.yaml")
     assert eie.array.pes == 64 and eie.clock_hz == 800e6
-    per_pe = eie.level("spmat_sram").capacity_bytes + eie.level("act_sram").capacity_bytes
+    per_pe = sum(eie.level(n).capacity_bytes for n in ("spmat_sram", "ptr_sram", "act_sram"))
     assert per_pe == 162 * 1024 and eie.weight_format.code_bits == 4 and eie.sparsity.skip_zero_activations
+    assert eie.runs == ("fc",) and eie.policies.weights == "preloaded"
 
 
 def test_shipped_activation_policies():

@@ -35,9 +35,12 @@ def parse_network(spec) -> Entry:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Reports for every (network, hardware) pair, networks outermost in the given order."""
+    """Reports for every (network, hardware) pair, networks outermost in the given order.
+    ``skipped``: ``(network, hardware, reason)`` of pairs the hardware cannot run (a network with
+    no layer of the kinds it runs, e.g. SqueezeNet on EIE, which runs fc layers only)."""
     reports: tuple
     labels: tuple
+    skipped: tuple = ()
 
     def to_rows(self) -> list[dict]:
         rows = []
@@ -56,7 +59,8 @@ class Comparison:
         return rows
 
     def to_dict(self) -> dict:
-        return {"rows": self.to_rows(), "ratio_lines": self.ratio_lines()}
+        return {"rows": self.to_rows(), "ratio_lines": self.ratio_lines(),
+                "skipped": [{"network": n, "hardware": h, "reason": r} for n, h, r in self.skipped]}
 
     def ratio_lines(self) -> list[str]:
         """``first / other`` DRAM bytes per inference, per hardware model, said both ways
@@ -78,6 +82,8 @@ class Comparison:
                 lines.append(f"{hw} (activations {r0.hw.policies.activations}): DRAM bytes per inference "
                              f"{l0} / {label} = {format_bytes(r0.dram_bytes_per_inference)} / "
                              f"{format_bytes(r.dram_bytes_per_inference)} = {ratio:.2f}x ({l0} moves {says})")
+        for net, hw, why in self.skipped:
+            lines.append(f"{hw}: {net} not compared ({why})")
         return lines
 
 
@@ -97,13 +103,20 @@ def compare(networks, hardware, batch: int | None = None, act_density=None, over
     >>> [r["weights_on_chip"] for r in c.to_rows()]
     [True, False]
     """
+    from ..errors import SqsimError
     from ..hw import HardwareSpec, load_hw
     from .network import analyze
     entries = [parse_network(n) for n in networks]
     hws = [h if isinstance(h, HardwareSpec) else load_hw(h, overrides) for h in hardware]
-    reports, labels = [], []
+    reports, labels, skipped = [], [], []
     for e in entries:
         for hw in hws:
+            if not any(l.op in hw.runs for l in e.graph if l.op in ("conv2d", "fc")):
+                skipped.append((e.label, hw.name, f"{hw.name} runs {', '.join(hw.runs)} only"))
+                continue
             reports.append(analyze(e.graph, hw, batch=batch, act_density=act_density, dense=e.dense))
             labels.append(e.label)
-    return Comparison(tuple(reports), tuple(labels))
+    if not reports:
+        raise SqsimError("compare: no network has layers the hardware runs: " + "; ".join(
+            f"{n} on {h}: {r}" for n, h, r in skipped))
+    return Comparison(tuple(reports), tuple(labels), tuple(skipped))

@@ -7,9 +7,12 @@ that holds the weights.  The activation working set is the largest, over conv/fc
 line-buffer tiles that stream a layer with weights resident: one output row of all output
 channels plus the input rows its window covers, for all input channels (ZynqNet's image cache
 holds such rows).  It counts only when activations share the weights' buffer.  When the model
-fits (and ``policies.keep_weights_on_chip``), every layer keeps its weights on chip: they are
-loaded once per batch, and the rest of the buffer is what the layer's activation tiles may use.
-Otherwise weights stream from DRAM every batch, tiled with everything else.
+fits (and ``policies.weights`` is ``per_batch`` or ``preloaded``), every layer keeps its weights
+on chip: they are loaded once per batch (``per_batch``) or once before the first inference
+(``preloaded``: no weight DRAM traffic per inference), and the rest of the buffer is what the
+layer's activation tiles may use.  Otherwise weights stream from DRAM every batch, tiled with
+everything else.  Only the layers the hardware runs (``runs``) count: EIE runs the fc layers,
+and the conv layers are left to the host (not costed).
 
 Activations (``policies.activations``): ``dram`` sends every layer's output through DRAM;
 ``on_chip`` keeps a tensor in the activation buffer when it fits next to the resident weights,
@@ -28,6 +31,7 @@ from ..hw.loopnest import Mapping, dram_traffic
 from ..hw.storage import WeightStorage, weight_storage
 from ..hw.workload import DIMS, conv_shape
 from ..ir.layer import WEIGHTED_OPS
+from .densities import resolve_densities
 from .residency import plan_activations
 
 FP32_BYTES = 4
@@ -52,6 +56,14 @@ class Fit:
         The layer with the largest working set.
     margin_bytes : float
         ``capacity - weights - working set`` (negative: short by that much).
+    policy : str
+        ``policies.weights``: ``preloaded``, ``per_batch`` or ``streamed``.
+    layers : tuple of str
+        The weighted layers the verdict covers (those the hardware runs).
+    level_bytes : dict
+        ``{level: weight bytes kept there}`` (the weights' buffer; column pointers in their own
+        SRAM when the hardware has one).  ``capacity_bytes`` and ``weight_bytes`` are the sums;
+        ``margin_bytes`` the tightest level's.
     """
     weights_on_chip: bool
     fits: bool
@@ -61,12 +73,21 @@ class Fit:
     working_set_bytes: float
     working_set_layer: str
     margin_bytes: float
+    policy: str = "per_batch"
+    layers: tuple = ()
+    level_bytes: dict = None
+
+    @property
+    def preloaded(self) -> bool:
+        """Weights loaded before the first inference: no weight DRAM traffic per inference."""
+        return self.weights_on_chip and self.policy == "preloaded"
 
     def to_dict(self) -> dict:
         return {"weights_on_chip": self.weights_on_chip, "fits": self.fits, "level": self.level,
                 "capacity_bytes": self.capacity_bytes, "weight_bytes": self.weight_bytes,
                 "working_set_bytes": self.working_set_bytes, "working_set_layer": self.working_set_layer,
-                "margin_bytes": self.margin_bytes}
+                "margin_bytes": self.margin_bytes, "policy": self.policy, "preloaded": self.preloaded,
+                "layers": list(self.layers)}
 
 
 def layer_sizes_from(weights, graph):
@@ -96,12 +117,17 @@ def layer_sizes_from(weights, graph):
     return out
 
 
+def run_weighted_layers(graph, hw) -> list:
+    """The weighted layers the hardware runs (``hw.runs``)."""
+    return [l for l in graph.weighted_layers() if l.op in hw.runs]
+
+
 def storages(graph, hw, weights=None, dense: bool = False) -> dict[str, WeightStorage]:
-    """Every weighted layer's :class:`WeightStorage` on ``hw``: dense, from the graph's compression
-    profiles, or from an actual compressed model (``weights``)."""
+    """Every weighted layer's :class:`WeightStorage` on ``hw`` (of those it runs): dense, from the
+    graph's compression profiles, or from an actual compressed model (``weights``)."""
     sizes = layer_sizes_from(weights, graph)
     out = {}
-    for layer in graph.weighted_layers():
+    for layer in run_weighted_layers(graph, hw):
         info = graph.info(layer.name)
         if sizes is not None:
             out[layer.name] = weight_storage(info, hw, sizes[layer.name], "model", layer.groups)
@@ -125,18 +151,28 @@ def working_set_bytes(info, layer, hw) -> dict:
 def fit(graph, hw, stores: dict) -> Fit:
     """The on-chip fit of ``graph``'s weights on ``hw`` (see the module docstring)."""
     level = hw.backing_level("weights")
+    ptr = hw.pointer_level()
     shared = [op for op in ("inputs", "outputs") if hw.backing_level(op) is level]
     weight_bytes = float(sum(s.total_bytes for s in stores.values()))
+    pointers = float(sum(s.pointers_total_bytes for s in stores.values())) if ptr is not None else 0.0
     ws, ws_layer = 0.0, ""
-    for layer in graph.weighted_layers():
+    layers = run_weighted_layers(graph, hw)
+    for layer in layers:
         parts = working_set_bytes(graph.info(layer.name), layer, hw)
         b = float(sum(parts[op] for op in shared))
         if b > ws:
             ws, ws_layer = b, layer.name
     cap = level.total_capacity_bytes
+    if ptr is not None:
+        # column pointers in their own SRAM (EIE): the two SRAMs are one pool for the verdict.
+        # (AlexNet's fc6-fc8 need 17,411 16-bit pointers per PE, 34.8 KB against EIE's 32 KB:
+        # EIE must store them more compactly; its 128 KB matrix SRAM has 1.1 MB to spare.)
+        cap += ptr.total_capacity_bytes
     margin = cap - weight_bytes - ws
     fits = margin >= 0
-    return Fit(fits and hw.policies.keep_weights_on_chip, fits, level.name, cap, weight_bytes, ws, ws_layer, margin)
+    return Fit(fits and hw.policies.weights != "streamed", fits, level.name, cap, weight_bytes, ws, ws_layer,
+               margin, hw.policies.weights, tuple(l.name for l in layers),
+               {level.name: weight_bytes - pointers, **({ptr.name: pointers} if ptr is not None else {})})
 
 
 def input_densities(graph, act_density) -> dict:
@@ -144,24 +180,11 @@ def input_densities(graph, act_density) -> dict:
 
     ``act_density`` None: 1 everywhere; a number: that for every layer except those reading the
     network input (an image is dense); a dict ``{layer: fraction of non-zero outputs}`` (from
-    :func:`sqsim.exec.measure_activation_density`): the producer's measured value.
+    :func:`sqsim.exec.measure_activation_density`): the producer's measured value; a
+    :class:`~sqsim.analysis.densities.DensityFile`: as :mod:`sqsim.analysis.densities` resolves it.
     """
-    out = {}
-    inputs = {l.name for l in graph.inputs()}
-    for layer in graph.weighted_layers():
-        src = layer.inputs[0]
-        if act_density is None:
-            d = 1.0
-        elif isinstance(act_density, dict):
-            if src not in act_density:
-                raise SqsimError(f"layer {layer.name!r}: no measured activation density for its input {src!r}")
-            d = float(act_density[src])
-        else:
-            d = 1.0 if src in inputs else float(act_density)
-        if not 0.0 <= d <= 1.0:
-            raise SqsimError(f"layer {layer.name!r}: activation density must be in [0, 1], got {d}")
-        out[layer.name] = d
-    return out
+    d = resolve_densities(graph, act_density)
+    return {l.name: d.input_density(graph, l.name) for l in graph.weighted_layers()}
 
 
 def analyze(graph, hw, weights=None, batch: int | None = None, act_density=None, dense: bool = False):
@@ -176,8 +199,9 @@ def analyze(graph, hw, weights=None, batch: int | None = None, act_density=None,
         An actual compressed model; None: the graph's compression profiles (or dense).
     batch : int, optional
         Default: the hardware's ``policies.batch``.
-    act_density : float, dict or None
-        Fraction of non-zero activations (see :func:`input_densities`).
+    act_density : float, dict, DensityFile or None
+        Fraction of non-zero activations (:mod:`sqsim.analysis.densities`): a number, measured
+        ``{layer: output density}``, or a density file (``{layer: input density}``).
     dense : bool
         Ignore compression profiles: uncompressed weights at the datapath width.
 
@@ -200,31 +224,44 @@ def analyze(graph, hw, weights=None, batch: int | None = None, act_density=None,
     if weights is not None and dense:
         raise SqsimError("give either a compressed model (weights) or dense=True, not both")
     stores = storages(graph, hw, weights, dense)
-    densities = input_densities(graph, act_density)
+    dens = resolve_densities(graph, act_density)
     f = fit(graph, hw, stores)
     plan = plan_activations(graph, hw, batch, stores, f)
-    costs = []
+    costs, not_run = [], []
+    densities = {}
     for layer in graph:
         info = graph.info(layer.name)
-        acts = plan.layers.get(layer.name)
-        reserved = {}
-        if acts is not None and acts.live_resident_bytes:
-            reserved[plan.level] = acts.live_resident_bytes
+        if layer.op in FUSED_OPS:
+            continue
+        if layer.op not in WEIGHTED_OPS + VECTOR_OPS:  # pragma: no cover - every IR op is one of the three
+            raise GraphError(f"layer {layer.name!r}: op {layer.op!r} has no cost model")
+        if layer.op not in hw.runs:
+            not_run.append(layer.name)
+            continue
+        acts = plan.layers[layer.name]
+        reserved = dict(acts.reserved)
+        stored = dens.stored_density(graph, layer.name)
         if layer.op in WEIGHTED_OPS:
             st = stores[layer.name]
+            densities[layer.name] = dens.input_density(graph, layer.name)
             if f.weights_on_chip:
-                reserved[f.level] = reserved.get(f.level, 0.0) + f.weight_bytes - st.total_bytes
+                ptr = hw.pointer_level()
+                own_ptr = st.pointers_total_bytes if ptr is not None else 0.0
+                reserved[f.level] = reserved.get(f.level, 0.0) + f.level_bytes[f.level] - (st.total_bytes - own_ptr)
             costs.append(layer_cost(info, layer, hw, st, batch, densities[layer.name],
                                     weights_resident=f.weights_on_chip, reserved_bytes=reserved,
                                     inputs_resident=all(acts.inputs_resident),
-                                    outputs_resident=acts.output_resident))
-        elif layer.op in VECTOR_OPS:
+                                    outputs_resident=acts.output_resident, output_density=stored,
+                                    input_raw=acts.inputs_raw[0], outputs_fused=acts.output_fused,
+                                    weights_preloaded=f.preloaded))
+        else:
             costs.append(vector_cost(info, layer, hw, batch, inputs_resident=acts.inputs_resident,
-                                     outputs_resident=acts.output_resident))
-        elif layer.op not in FUSED_OPS:  # pragma: no cover - every IR op is one of the three
-            raise GraphError(f"layer {layer.name!r}: op {layer.op!r} has no cost model")
+                                     outputs_resident=acts.output_resident,
+                                     input_densities=[dens.outputs[s] for s in layer.inputs], output_density=stored,
+                                     inputs_raw=acts.inputs_raw, inputs_fused=acts.inputs_fused))
     if not costs:
-        raise SqsimError(f"network {graph.name!r} has no layer with a cost (no conv, fc or pooling)")
+        raise SqsimError(f"network {graph.name!r} has no layer that {hw.name} runs (it runs "
+                         f"{', '.join(hw.runs)}; set runs=[...] to run others)")
     total = costs[0]
     for c in costs[1:]:
         total = total + c
@@ -237,4 +274,4 @@ def analyze(graph, hw, weights=None, batch: int | None = None, act_density=None,
     return NetworkReport(network=graph.name, hardware=hw.name, hw=hw, batch=batch, weights_source=source,
                          layers=tuple(costs), total=total, fit=f, storages=stores,
                          input_densities=densities, dense_fp32_bytes=FP32_BYTES * graph.totals().params,
-                         activations=plan)
+                         activations=plan, densities=dens, not_run=tuple(not_run))

@@ -57,6 +57,10 @@ class NetworkReport:
         The uncompressed model at fp32 (4 bytes per parameter).
     activations : ActivationPlan or None
         Where each activation tensor lives (:mod:`sqsim.analysis.residency`).
+    densities : Densities or None
+        Every tensor's density and where it came from (:mod:`sqsim.analysis.densities`).
+    not_run : tuple of str
+        Layers the hardware does not run (left to the host, not costed).
     """
     network: str
     hardware: str
@@ -70,6 +74,8 @@ class NetworkReport:
     input_densities: dict
     dense_fp32_bytes: int
     activations: object = None
+    densities: object = None
+    not_run: tuple = ()
 
     # --- per inference -------------------------------------------------------------------------
     @property
@@ -136,6 +142,10 @@ class NetworkReport:
         layers = []
         for c in self.layers:
             d = {"name": c.name, "op": c.op, **self._cost_dict(c), "bound": c.bound, "mapping": mapping_dict(c)}
+            if c.pe_mapping is not None:
+                d["pe_mapping"] = c.pe_mapping
+            if c.fused_operands:
+                d["fused"] = list(c.fused_operands)
             if c.name in self.input_densities:
                 d["input_density"] = self.input_densities[c.name]
             if self.activations is not None:

@@ -75,12 +75,20 @@ def activation_line(report) -> str | None:
     b = report.batch
     n_res = sum(t.resident for t in p.tensors)
     if p.policy != "on_chip":
-        return (f"activations (policy {p.policy}): every layer's output goes through DRAM; 0 of "
-                f"{format_bytes(p.spilled_bytes / b)} of activation tensors stay on chip")
+        fused = [t for t in p.tensors if t.fused_into]
+        return (f"activations (policy {p.policy}): every layer's output goes through DRAM"
+                + (f" except the fused ones ({', '.join(f'{t.name} -> {t.fused_into}' for t in fused)}: "
+                   f"line buffers of {format_bytes(sum(t.size_bytes for t in fused) / b)})" if fused else "")
+                + f"; 0 of {format_bytes(p.spilled_bytes / b)} of activation tensors stay on chip")
     spilled = ", ".join(f"{t.name} {format_bytes(t.size_bytes / b)}"
                         + (" (network input)" if t.reason.startswith("network input") else
-                           " (network output)" if t.reason.startswith("network output") else "")
+                           " (network output)" if t.reason.startswith("network output") else
+                           " (host)" if t.host else "")
                         for t in p.tensors if not t.resident)
+    fused = [t for t in p.tensors if t.fused_into]
+    if fused:
+        spilled += "; fused (line buffers): " + ", ".join(f"{t.name} -> {t.fused_into} {format_bytes(t.size_bytes / b)}"
+                                                         for t in fused)
     return (f"activations (policy on_chip, in {p.level} {format_bytes(p.capacity_bytes)}): {n_res} of "
             f"{len(p.tensors)} tensors, {format_bytes(p.resident_bytes / b)} of "
             f"{format_bytes((p.resident_bytes + p.spilled_bytes) / b)}, stay on chip; spilled to DRAM: "
@@ -99,8 +107,13 @@ def summary_lines(report) -> list[str]:
     lines.append(f"on-chip fit: weights {format_bytes(f.weight_bytes)}{ws} vs {f.level} "
                  f"{format_bytes(f.capacity_bytes)}: {verdict}, margin {'+' if f.margin_bytes >= 0 else '-'}"
                  f"{format_bytes(abs(f.margin_bytes))}"
-                 + ("" if f.weights_on_chip or not f.fits else " (policy: weights not kept on chip)")
-                 + (" -> weights loaded once per batch" if f.weights_on_chip else " -> weights streamed from DRAM"))
+                 + ("" if f.weights_on_chip or not f.fits else " (policy: weights streamed)")
+                 + (" -> weights preloaded before the first inference (no weight DRAM traffic per inference)"
+                    if f.preloaded else " -> weights loaded once per batch" if f.weights_on_chip
+                    else " -> weights streamed from DRAM"))
+    if report.not_run:
+        lines.append(f"not run on {hw.name} (runs {', '.join(hw.runs)}; left to the host, not costed): "
+                     + ", ".join(report.not_run))
     t = report.total
     b = report.batch
     rd = {op: t.dram_reads_bytes.get(op, 0.0) / b for op in ("weights", "inputs", "outputs")}

@@ -188,7 +188,7 @@ def feature_map_ratio(hw, density: float) -> float:
 def layer_cost(info, layer, hw, storage: WeightStorage, batch: int = 1, input_density: float = 1.0,
                weights_resident: bool = False, reserved_bytes: dict | None = None,
                inputs_resident: bool = False, outputs_resident: bool = False, output_density: float = 1.0,
-               input_raw: bool = False, outputs_fused: bool = False) -> LayerCost:
+               input_raw: bool = False, outputs_fused: bool = False, weights_preloaded: bool = False) -> LayerCost:
     """Cost of one conv/fc layer for a batch.
 
     Parameters
@@ -216,21 +216,24 @@ def layer_cost(info, layer, hw, storage: WeightStorage, batch: int = 1, input_de
     outputs_fused : bool
         The final outputs go to a fused pool's line buffer, not to DRAM (partial sums that do not
         fit still spill).
+    weights_preloaded : bool
+        Resident weights were loaded before the first inference: no weight DRAM traffic here.
     """
     shape = conv_shape(info, batch, layer)
     g = shape.groups
     dataflow = get_dataflow(hw.dataflow)
     tile = _onchip_bpe(hw, storage)
     resident = _resident(inputs_resident, outputs_resident)
-    ratio_in = 1.0 if input_raw else feature_map_ratio(hw, input_density)
+    ratio_in = feature_map_ratio(hw, input_density)
     ratio_out = feature_map_ratio(hw, output_density)
     tile = {op: 0.0 if op in resident else b for op, b in tile.items()}
     moved = dict(tile, inputs=tile["inputs"] * ratio_in)   # DRAM bytes per element (outputs: partial sums)
     buffers = operand_buffers(hw, reserved_bytes)
     ctx = ActivityContext(input_density=input_density, weight_entries=storage.entries / g,
                           weight_coded=storage.coded, weight_sparse=storage.sparse,
-                          pointer_bytes=storage.pointer_bytes)
-    fixed = {"weights": storage.fixed_bytes}
+                          pointer_bytes=storage.pointer_bytes, weight_density=storage.nonzeros / storage.weights)
+    # column pointers in their own SRAM take no room in the weights' buffer
+    fixed = {"weights": storage.fixed_bytes - (storage.pointers_total_bytes if hw.pointer_level() is not None else 0.0)}
     if dataflow.mapper is not None:
         mapping, plan = dataflow.mapper(shape, hw, buffers, moved, fixed, weights_resident, tile)
         ctx = replace(ctx, plan=plan)
@@ -238,10 +241,17 @@ def layer_cost(info, layer, hw, storage: WeightStorage, batch: int = 1, input_de
         mapping = search_mapping(shape, dataflow.orders, buffers, moved, fixed, weights_resident=weights_resident,
                                  dataflow=hw.dataflow, tile_bytes=tile)
     traffic = dram_traffic(shape, mapping)
+    plan = ctx.plan
+    if plan is not None and hasattr(plan, "weight_dram_reads"):   # weights streamed past the buffer tiles
+        w = traffic["weights"]
+        reads = plan.weight_dram_reads(shape, weights_resident)
+        traffic = dict(traffic, weights=replace(w, reads=reads, multiplier=reads // shape.weights,
+                                                multiplier_loops=("passes",)))
     out = traffic["outputs"]
     spills = out.writes - shape.outputs                      # partial sums written before the final values
     final = 0.0 if outputs_fused else shape.outputs * hw.act_bytes * ratio_out
-    dram_reads = {"weights": g * traffic["weights"].reads * moved["weights"] + storage.fixed_bytes,
+    w_dram = 0.0 if weights_preloaded else g * traffic["weights"].reads * moved["weights"] + storage.fixed_bytes
+    dram_reads = {"weights": w_dram,
                   "inputs": g * traffic["inputs"].reads * moved["inputs"],
                   "outputs": g * out.reads * moved["outputs"]}
     dram_writes = {"weights": 0.0, "inputs": 0.0,
@@ -307,8 +317,13 @@ def minimal_working_set(info, layer, hw, storage: WeightStorage | None = None, b
     shape = conv_shape(info, batch, layer)
     resident = _resident(all(inputs_resident), outputs_resident)
     bpe = {op: 0.0 if op in resident else b for op, b in _onchip_bpe(hw, storage).items()}
-    whole = ("R", "S") + (("K", "C") if weights_resident else ())
-    tiles = tuple(shape.dim(d) if d in whole else 1 for d in DIMS)
+    df = get_dataflow(hw.dataflow)
+    if df.minimal_tiles is not None:
+        t = df.minimal_tiles(shape, hw, weights_resident)
+        tiles = tuple(t[d] for d in DIMS)
+    else:
+        whole = ("R", "S") + (("K", "C") if weights_resident else ())
+        tiles = tuple(shape.dim(d) if d in whole else 1 for d in DIMS)
     fp = footprint_bytes(shape, Mapping("minimal", DIMS, tiles), bpe, {"weights": storage.fixed_bytes})
     for op in OPERANDS:
         if fp[op]:

@@ -35,7 +35,8 @@ from .spec import (PRECISION_NAMES, ArraySpec, DramCompression, EnergyTable, Har
 
 # Known fields per section: name -> kind of value ("int", "bool", "str", "list", or a unit dimension).
 ARRAY_FIELDS = {"rows": "int", "cols": "int", "pes": "int", "macs_per_pe_per_cycle": "int",
-                "datapath_bits": "int", "clock": "hertz", "ramp_cycles_per_word": "number"}
+                "datapath_bits": "int", "clock": "hertz", "ramp_cycles_per_word": "number",
+                "queue_depth": "int"}
 ENERGY_FIELDS = {"mac": "energy", "codebook_lookup": "energy", "index_decode": "energy"}
 LEVEL_FIELDS = {"name": "str", "kind": "str", "holds": "list", "capacity": "bytes", "instances": "int",
                 "word_bits": "int", "banks": "int", "bandwidth": "bytes_per_second",
@@ -191,7 +192,7 @@ def spec_from_dict(doc: dict, source: str | None = None, base_dir=None) -> Hardw
         array = ArraySpec(rows=rows, cols=cols, macs_per_pe_per_cycle=arr.get("macs_per_pe_per_cycle", 1),
                           datapath_bits=arr.get("datapath_bits", 16),
                           clock_hz=parse_quantity(arr["clock"], "hertz", f"{at(arr)}: array.clock"),
-                          ramp_cycles_per_word=ramp)
+                          ramp_cycles_per_word=ramp, queue_depth=arr.get("queue_depth", 0))
 
         en = doc["energy"]
         if not isinstance(en, dict):

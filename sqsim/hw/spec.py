@@ -50,6 +50,8 @@ class ArraySpec:
     ramp_cycles_per_word : float
         Cycles a processing pass stalls per stationary word it loads into the PEs before its
         first MAC (row stationary: the filter rows of the pass; 0 for the other dataflows).
+    queue_depth : int
+        Depth of each PE's activation queue (EIE: 8); 0: load imbalance not modelled.
     """
     rows: int
     cols: int
@@ -57,8 +59,11 @@ class ArraySpec:
     datapath_bits: int = 16
     clock_hz: float = 200e6
     ramp_cycles_per_word: float = 0.0
+    queue_depth: int = 0
 
     def __post_init__(self):
+        if isinstance(self.queue_depth, bool) or not isinstance(self.queue_depth, int) or not 0 <= self.queue_depth <= 4096:
+            _fail("array.queue_depth", f"must be an integer in 0..4096, got {self.queue_depth!r}")
         if isinstance(self.ramp_cycles_per_word, bool) or not isinstance(self.ramp_cycles_per_word, (int, float)) \
                 or not 0 <= self.ramp_cycles_per_word < float("inf"):
             _fail("array.ramp_cycles_per_word", f"must be a finite number >= 0, got {self.ramp_cycles_per_word!r}")
@@ -503,6 +508,11 @@ class HardwareSpec:
             if self.backing_level(op) is None:
                 _fail("memory", f"operand {op!r} has no on-chip buffer: no sram/regfile level lists it in "
                                 f"'holds'")
+        if self.weight_format.pointer_level is not None:
+            lv = next((l for l in self.levels if l.name == self.weight_format.pointer_level), None)
+            if lv is None or not lv.on_chip:
+                _fail("weight_format.pointer_level", f"{self.weight_format.pointer_level!r} is not an on-chip memory "
+                                                     f"level (levels: {', '.join(l.name for l in self.levels)})")
         if self.policies.activations == "on_chip" and self.activation_level() is None:
             _fail("policies.activations", f"on_chip needs one on-chip buffer holding both inputs and outputs, "
                                           f"so that a layer's output can be read in place by its consumers; "
@@ -532,6 +542,14 @@ class HardwareSpec:
         of both inputs and outputs (None when they are backed by different levels)."""
         level = self.backing_level("inputs")
         return level if level is not None and level is self.backing_level("outputs") else None
+
+    def pointer_level(self) -> MemoryLevel | None:
+        """The on-chip level holding column pointers apart from the weights' buffer (None: they
+        share the weights' buffer)."""
+        name = self.weight_format.pointer_level
+        if name is None or name == self.backing_level("weights").name:
+            return None
+        return self.level(name)
 
     def register_level(self, operand: str) -> MemoryLevel | None:
         """The innermost regfile level holding ``operand`` (None when the hardware has none)."""

@@ -39,6 +39,10 @@ class WeightStorage:
         Weight-sharing codes (decoded through the codebook); relative indices.
     source : str
         ``dense``, ``profile`` or ``model``.
+    pointer_bytes : float
+        Bytes per column pointer (sparse-column formats).
+    pointers_total_bytes : float
+        All of the layer's column pointers (part of ``fixed_bytes``).
     """
     name: str
     weights: int
@@ -51,6 +55,7 @@ class WeightStorage:
     sparse: bool
     source: str
     pointer_bytes: float = 0.0
+    pointers_total_bytes: float = 0.0
 
     @property
     def total_bytes(self) -> float:
@@ -96,6 +101,26 @@ def weight_storage(info, hw, size=None, source: str = "profile", groups: int = 1
                          size.codebook_bytes + size.bias_bytes, size.entries, size.nonzeros, True, sparse, source)
 
 
+def slice_fillers(info, pes: int, groups: int, density: float, index_bits: int) -> float:
+    """Expected fillers when each PE stores its own slice of every column (EIE's interleaved CSC):
+    relative indices count zeros within the slice, and trailing zeros need no entry.  For a slice
+    of ``L`` rows with independent non-zeros of probability ``d`` and ``M = 2**index_bits``::
+
+        E[fillers] = d * sum_{j >= 1, jM < L} (L - j*M) * (1 - d)**(j*M)
+
+    (a non-zero at slice row ``i`` needs ``floor(gap / M)`` fillers; ``P(gap >= jM) = (1-d)**(jM)``
+    for ``i >= jM``), summed over the PEs' slice heights and every column of every group."""
+    k_total = info.weight_shape[0] if info.weight_shape else 1
+    rows = k_total // groups                                      # rows of one group's matrix
+    columns = info.weights // k_total                             # per output row: C/g * R * S
+    m = 1 << index_bits
+    total = 0.0
+    for pe in range(min(pes, rows)):
+        height = len(range(pe, rows, pes))
+        total += density * sum((height - j * m) * (1.0 - density) ** (j * m) for j in range(1, (height - 1) // m + 1))
+    return total * columns * groups
+
+
 def _fixed_format(info, hw, size, source, groups) -> WeightStorage:
     from ..compress.sparse import expected_fillers
     fmt = hw.weight_format
@@ -104,6 +129,8 @@ def _fixed_format(info, hw, size, source, groups) -> WeightStorage:
     nonzeros = info.weights if size is None else size.nonzeros
     if index_bits is None:
         fillers = 0
+    elif hw.dataflow == "eie_sparse" and nonzeros < info.weights:
+        fillers = int(round(slice_fillers(info, hw.array.pes, groups, nonzeros / info.weights, index_bits)))
     elif size is not None and size.index_bits == index_bits:
         fillers = size.fillers
     elif nonzeros < info.weights:
@@ -113,10 +140,11 @@ def _fixed_format(info, hw, size, source, groups) -> WeightStorage:
     entries = nonzeros + fillers
     stream = math.ceil(entries * (fmt.code_bits + (index_bits or 0)) / 8)
     fixed = (1 << fmt.code_bits) * word + info.biases * word
-    pointer = 0.0
+    pointer = pointers = 0.0
     if hw.dataflow == "eie_sparse":
         pointer = fmt.pointer_bits / 8
         columns = info.weights // info.weight_shape[0] if info.weight_shape else 0  # per output row
-        fixed += groups * hw.array.pes * (columns + 1) * pointer
+        pointers = groups * hw.array.pes * (columns + 1) * pointer
+        fixed += pointers
     return WeightStorage(info.name, info.weights, info.biases, stream, fixed, entries, nonzeros, True,
-                         index_bits is not None, "dense" if size is None else source, pointer)
+                         index_bits is not None, "dense" if size is None else source, pointer, pointers)

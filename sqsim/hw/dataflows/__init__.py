@@ -102,12 +102,14 @@ class Dataflow:
     """One dataflow: name, allowed DRAM-level loop orders, its activity function and, optionally,
     its own mapper ``mapper(shape, hw, buffers, dram_bytes, fixed_bytes, weights_resident,
     tile_bytes) -> (Mapping, plan)`` replacing the generic search (row stationary searches its PE
-    placement and buffer tiles together)."""
+    placement and buffer tiles together), and ``minimal_tiles(shape, hw, weights_resident) ->
+    {dim: tile}``, the smallest buffer tiles that mapper can use (default: every tiled loop at 1)."""
     name: str
     orders: dict
     activity: Callable
     description: str = ""
     mapper: Callable | None = None
+    minimal_tiles: Callable | None = None
 
 
 def _registry() -> dict:
