@@ -64,11 +64,11 @@ class Densities:
         return self.outputs[alias_end(graph, name)]
 
     def input_keyed(self, graph) -> dict:
-        """``{layer: density of its input}`` for every layer with inputs (what a file holds; a
-        layer with several inputs gets their element-weighted mean)."""
+        """``{layer: density of its input}`` for every layer with inputs except the in-place ones
+        (what a file holds; a layer with several inputs gets their element-weighted mean)."""
         out = {}
         for layer in graph:
-            if not layer.inputs:
+            if not layer.inputs or layer.op in ALIAS_OPS:   # in place: no tensor of its own
                 continue
             sizes = [math.prod(s) for s in graph.info(layer.name).input_shapes]
             vals = [self.outputs[s] for s in layer.inputs]

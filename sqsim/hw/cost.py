@@ -215,7 +215,8 @@ def layer_cost(info, layer, hw, storage: WeightStorage, batch: int = 1, input_de
         The input comes from the host (the network input): never coded in DRAM.
     outputs_fused : bool
         The final outputs go to a fused pool's line buffer, not to DRAM (partial sums that do not
-        fit still spill).
+        fit still spill); the mapping produces whole output rows (tile Q = Q), so the rows a
+        pool window still needs never exceed the line buffer.
     weights_preloaded : bool
         Resident weights were loaded before the first inference: no weight DRAM traffic here.
     """
@@ -239,7 +240,7 @@ def layer_cost(info, layer, hw, storage: WeightStorage, batch: int = 1, input_de
         ctx = replace(ctx, plan=plan)
     else:
         mapping = search_mapping(shape, dataflow.orders, buffers, moved, fixed, weights_resident=weights_resident,
-                                 dataflow=hw.dataflow, tile_bytes=tile)
+                                 dataflow=hw.dataflow, tile_bytes=tile, whole=("Q",) if outputs_fused else ())
     traffic = dram_traffic(shape, mapping)
     plan = ctx.plan
     if plan is not None and hasattr(plan, "weight_dram_reads"):   # weights streamed past the buffer tiles

@@ -91,7 +91,7 @@ def tile_candidates(size: int, limit: int) -> np.ndarray:
 
 def search_mapping(shape: ConvShape, orders: dict, buffers, bytes_per_element: dict,
                    fixed_bytes: dict | None = None, weights_resident: bool = False,
-                   dataflow: str = "", tile_bytes: dict | None = None) -> Mapping:
+                   dataflow: str = "", tile_bytes: dict | None = None, whole: tuple = ()) -> Mapping:
     """The mapping with the least DRAM traffic (bytes) whose tiles fit every buffer.
 
     Parameters
@@ -110,6 +110,9 @@ def search_mapping(shape: ConvShape, orders: dict, buffers, bytes_per_element: d
         ``{operand: bytes}`` held on chip besides the tiles (codebook and biases with the weights).
     weights_resident : bool
         Weights must stay whole on chip (tiles K and C full).
+    whole : tuple of str
+        Further dimensions whose tiles must be whole (a conv fused with a pool streams whole
+        output rows into the pool's line buffer: ``("Q",)``).
     dataflow : str
         Recorded in the mapping.
 
@@ -132,7 +135,7 @@ def search_mapping(shape: ConvShape, orders: dict, buffers, bytes_per_element: d
 
     axes = {}
     for d in DIMS:
-        if d in ("R", "S") or (weights_resident and d in ("K", "C")):
+        if d in ("R", "S") or (weights_resident and d in ("K", "C")) or d in whole:
             axes[d] = np.array([full[d]])
         else:
             axes[d] = tile_candidates(full[d], MAX_CANDIDATES[d])
