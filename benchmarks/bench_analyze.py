@@ -9,6 +9,9 @@
    numpy tool pays).
 3. With ``SQSIM_SCALESIM_PYTHON`` set (a Python with ``scalesim``): the analytic systolic model of
    a few SqueezeNet layers against SCALE-Sim simulating them (same cycles; time ratio).
+4. ``analyze`` in process, AlexNet, SqueezeNet and VGG-16 on every shipped model (EIE-like running
+   every layer), against the FPGA model's analysis of SqueezeNet measured alternately in the same
+   process (the peer); medians and minimums.
 
 Usage: ``python benchmarks/bench_analyze.py [--runs N]``
 """
@@ -133,7 +136,30 @@ def main(argv=None) -> int:
     bench_search(args.runs)
     bench_cli(args.runs)
     bench_scalesim(args.runs)
+    bench_inprocess(args.runs)
     return 0
+
+
+def bench_inprocess(runs: int) -> None:
+    from sqsim.analysis import analyze
+    run_all = "runs=[conv2d, fc, maxpool, avgpool, global_avgpool, lrn, add, softmax]"
+    nets = {n: load(REPO_ROOT / "archs" / f"{n}.yaml") for n in ("alexnet", "squeezenet", "vgg16")}
+    hws = {h: load_hw(REPO_ROOT / "hwmodels" / f"{h}.yaml", [run_all] if h == "eie" else [])
+           for h in ("fpga", "fpga_int16", "systolic", "eyeriss", "eie")}
+    peer_hw, peer_net = hws["fpga"], nets["squeezenet"]
+    analyze(peer_net, peer_hw)
+    print("\n4. analyze in process (ms, median/min over runs), against the fpga analysis of SqueezeNet (peer)")
+    print(f"{'hardware':11s} {'network':11s} {'sqsim med/min ms':>18s} {'peer med ms':>12s} {'ratio':>7s}")
+    for h, hw in hws.items():
+        for n, g in nets.items():
+            ours, peer = [], []
+            for _ in range(runs):
+                t, _ = timed(lambda: analyze(g, hw))
+                ours.append(t)
+                t, _ = timed(lambda: analyze(peer_net, peer_hw))
+                peer.append(t)
+            print(f"{h:11s} {n:11s} {1e3 * statistics.median(ours):8.1f}/{1e3 * min(ours):<8.1f} "
+                  f"{1e3 * statistics.median(peer):12.1f} {statistics.median(ours) / statistics.median(peer):7.2f}")
 
 
 if __name__ == "__main__":

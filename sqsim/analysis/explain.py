@@ -19,12 +19,15 @@ def explain_data(report, name: str) -> dict:
     acts = activations_data(report, name)
     if c.mapping is None:
         return {"layer": c.name, "op": c.op, "kind": "vector",
-                "formula": "reads each input once (a spilled input from DRAM, a resident one in place) and "
-                           "writes each output once (a spilled output to DRAM, a resident one in place)",
+                "formula": "reads each input once (a spilled input from DRAM, a resident one in place, a fused "
+                           "one from its line buffer) and writes each output once (a spilled output to DRAM, a "
+                           "resident one in place)",
                 "dram_reads": dict(c.dram_reads_bytes), "dram_writes": dict(c.dram_writes_bytes),
-                "compute_cycles": c.compute_cycles, "cycles": c.cycles, "bound": c.bound, "activations": acts}
+                "compute_cycles": c.compute_cycles, "cycles": c.cycles, "bound": c.bound, "activations": acts,
+                "processing_cycles": c.processing_cycles, "serialized_cycles": c.serialized_cycles,
+                "fused_operands": list(c.fused_operands)}
     s, m = c.shape, c.mapping
-    tr = dram_traffic(s, m)
+    tr = c.traffic or dram_traffic(s, m)
     trips = m.trips(s)
     terms = {}
     for op, t in tr.items():
@@ -41,6 +44,8 @@ def explain_data(report, name: str) -> dict:
             "trips": trips, "weights_resident": m.weights_resident, "traffic": terms,
             "resident_operands": list(c.resident_operands), "activations": acts,
             "compute_cycles": c.compute_cycles, "cycles": c.cycles, "bound": c.bound,
+            "processing_cycles": c.processing_cycles, "serialized_cycles": c.serialized_cycles,
+            "ramp_cycles": c.ramp_cycles, "pe_mapping": c.pe_mapping, "fused_operands": list(c.fused_operands),
             "energy_breakdown_j": dict(c.energy_breakdown_j)}
 
 
@@ -54,7 +59,7 @@ def activations_data(report, name: str) -> dict | None:
     def one(t):
         x = p.tensor(t)
         return {"tensor": t, "size_bytes": x.size_bytes, "resident": x.resident, "reason": x.reason,
-                "from": p.order[x.first], "to": p.order[x.last]}
+                "from": p.order[x.first], "to": p.order[x.last], "fused_into": x.fused_into}
     return {"policy": p.policy, "level": p.level, "capacity_bytes": p.capacity_bytes,
             "inputs": [one(t) for t in a.inputs], "output": one(a.output),
             "live_resident_bytes": a.live_resident_bytes}
@@ -67,9 +72,13 @@ def _activation_lines(d) -> list[str]:
     out = [f"  activations (policy {a['policy']}" + (f", buffer {a['level']} {format_bytes(a['capacity_bytes'])}"
                                                      if a["policy"] == "on_chip" else "") + "):"]
     for role, t in [("input", x) for x in a["inputs"]] + [("output", a["output"])]:
-        where = (f"resident in {a['level']}: {'read' if role == 'input' else 'written'} in place, no DRAM traffic"
-                 if t["resident"] else
-                 ("spilled: read from DRAM" if role == "input" else "spilled: written to DRAM"))
+        if t.get("fused_into"):
+            where = (f"fused group -> {t['fused_into']}: {'read from' if role == 'input' else 'streamed into'} the "
+                     f"line buffer ({format_bytes(t['size_bytes'])}), never stored whole, no DRAM traffic")
+        elif t["resident"]:
+            where = f"resident in {a['level']}: {'read' if role == 'input' else 'written'} in place, no DRAM traffic"
+        else:
+            where = "spilled: read from DRAM" if role == "input" else "spilled: written to DRAM"
         out.append(f"    {role} {t['tensor']} ({format_bytes(t['size_bytes'])}, lives {t['from']} .. {t['to']}): "
                    f"{where} [{t['reason']}]")
     if a["policy"] == "on_chip":
@@ -138,7 +147,15 @@ def explain_text(report, name: str) -> str:
         if op not in d["resident_operands"])
         + ("; weights resident on chip (loaded once per batch)" if d["weights_resident"] else ""))
     out += _activation_lines(d)
-    out.append(f"  cycles = max(compute {d['compute_cycles']:,}, bytes / bandwidth per level) = {d['cycles']:,} "
-               f"({d['bound']}-bound)")
+    if d.get("pe_mapping"):
+        out.append("  PE mapping: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                               for k, v in d["pe_mapping"].items()))
+    if d.get("ramp_cycles"):
+        out.append(f"  ramp-up: {d['ramp_cycles']:,} of the {d['compute_cycles']:,} compute cycles load filter rows "
+                   f"into the scratch pads ({hw.array.ramp_cycles_per_word:g} cycles per value)")
+    out.append(f"  processing cycles = max(compute {d['compute_cycles']:,}, bytes / bandwidth per level) = "
+               f"{d['processing_cycles']:,} ({d['bound']}-bound); serialized (feature maps loaded/stored with the "
+               f"array idle) = {d['serialized_cycles']:,}; cycles = {d['cycles']:,} (overlap_dram: "
+               f"{str(hw.policies.overlap_dram).lower()})")
     out.append("  energy: " + ", ".join(f"{k} {format_si(v, 'J')}" for k, v in d["energy_breakdown_j"].items()))
     return "\n".join(out)

@@ -246,8 +246,10 @@ def layer_cost(info, layer, hw, storage: WeightStorage, batch: int = 1, input_de
     if plan is not None and hasattr(plan, "weight_dram_reads"):   # weights streamed past the buffer tiles
         w = traffic["weights"]
         reads = plan.weight_dram_reads(shape, weights_resident)
-        traffic = dict(traffic, weights=replace(w, reads=reads, multiplier=reads // shape.weights,
-                                                multiplier_loops=("passes",)))
+        mult = reads // shape.weights                       # reloads: image groups x strips (row stationary)
+        trips = mapping.trips(shape)
+        loops = tuple(d for d in ("N", "P") if trips[d] > 1) if mult > 1 else ()
+        traffic = dict(traffic, weights=replace(w, reads=reads, multiplier=mult, multiplier_loops=loops))
     out = traffic["outputs"]
     spills = out.writes - shape.outputs                      # partial sums written before the final values
     final = 0.0 if outputs_fused else shape.outputs * hw.act_bytes * ratio_out

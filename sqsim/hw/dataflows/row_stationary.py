@@ -203,7 +203,8 @@ def _candidates(shape, hw, tile: dict, buffers, fixed: dict, weights_resident: b
         whole = shape.C * in_per_c <= cap_io
         cg = np.where(whole, shape.C, np.minimum(qr, shape.C))
         room = np.where(cg * in_per_c <= cap_io, cap_out, -1.0)
-    units = np.floor(room / np.maximum(pt * out_per_k, 1e-300))
+    per_unit = pt * out_per_k                       # bytes of p*t filters' partial sums (0: outputs resident)
+    units = np.where(per_unit > 0, np.floor(room / np.where(per_unit > 0, per_unit, 1.0)), shape.K)
     m = np.where(units * pt >= shape.K, shape.K, units * pt)
     ok = (m >= np.minimum(pt, shape.K)) & (room >= 0)
     if lvl["weights"] not in (lvl["inputs"], lvl["outputs"]):
