@@ -197,7 +197,9 @@ class NetworkReport:
         for c in list(self.layers) + [self.total]:
             d = self._cost_dict(c)
             row = {"name": c.name, "op": c.op, "cycles": d["cycles"], "compute_cycles": d["compute_cycles"],
-                   "latency_s": d["latency_s"], "macs": d["macs"], "macs_effective": d["macs_effective"],
+                   "latency_s": d["latency_s"], "processing_latency_s": d["processing_latency_s"],
+                   "serialized_latency_s": d["serialized_latency_s"], "active_pes": d.get("active_pes", ""),
+                   "macs": d["macs"], "macs_effective": d["macs_effective"],
                    "utilisation": d["utilisation"], "dram_bytes": d["dram_bytes"], "energy_j": d["energy_j"],
                    "bound": c.bound}
             for op in OPERANDS:
@@ -231,6 +233,8 @@ class NetworkReport:
                 "margin_bytes": self.fit.margin_bytes, "dram_bytes": self.dram_bytes_per_inference,
                 "energy_j": self.energy_j_per_inference, "latency_s": self.latency_s,
                 "frames_per_s": self.frames_per_s, "utilisation": self.total.utilisation,
+                "processing_latency_s": self.total.processing_cycles / self.batch / self.clock_hz,
+                "serialized_latency_s": self.total.serialized_cycles / self.batch / self.clock_hz,
                 "activation_policy": self.hw.policies.activations,
                 "activation_onchip_bytes": (self.activations.resident_bytes / self.batch
                                             if self.activations is not None else 0.0)}
