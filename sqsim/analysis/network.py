@@ -252,13 +252,13 @@ def analyze(graph, hw, weights=None, batch: int | None = None, act_density=None,
                                     weights_resident=f.weights_on_chip, reserved_bytes=reserved,
                                     inputs_resident=all(acts.inputs_resident),
                                     outputs_resident=acts.output_resident, output_density=stored,
-                                    input_raw=acts.inputs_raw[0], outputs_fused=acts.output_fused,
+                                    outputs_fused=acts.output_fused,
                                     weights_preloaded=f.preloaded))
         else:
             costs.append(vector_cost(info, layer, hw, batch, inputs_resident=acts.inputs_resident,
                                      outputs_resident=acts.output_resident,
                                      input_densities=[dens.outputs[s] for s in layer.inputs], output_density=stored,
-                                     inputs_raw=acts.inputs_raw, inputs_fused=acts.inputs_fused))
+                                     inputs_fused=acts.inputs_fused))
     if not costs:
         raise SqsimError(f"network {graph.name!r} has no layer that {hw.name} runs (it runs "
                          f"{', '.join(hw.runs)}; set runs=[...] to run others)")

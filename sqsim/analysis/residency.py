@@ -117,8 +117,6 @@ class LayerActivations:
     reserved : dict
         ``{level: bytes}`` of ``live_resident_bytes`` (resident tensors in the activation buffer,
         line buffers in the outputs' buffer).
-    inputs_raw : tuple of bool
-        Per input: produced on the host (never coded in DRAM).
     """
     layer: str
     inputs: tuple[str, ...]
@@ -129,7 +127,6 @@ class LayerActivations:
     inputs_fused: tuple = ()
     output_fused: bool = False
     reserved: dict = None
-    inputs_raw: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -351,6 +348,6 @@ def plan_activations(graph, hw, batch: int, stores: dict, fit) -> ActivationPlan
             name, ins, tuple(final[s].resident and not final[s].fused_into for s in ins), tensor_of[name],
             out_t.resident and not out_t.fused_into, sum(reserved.values()),
             inputs_fused=tuple(bool(final[s].fused_into) for s in ins), output_fused=bool(out_t.fused_into),
-            reserved=reserved, inputs_raw=tuple(final[s].host for s in ins))
+            reserved=reserved)
     return ActivationPlan(hw.policies.activations, level.name if level is not None else None, cap,
                           tuple(decided), layers, tuple(order))

@@ -130,6 +130,12 @@ def summary_lines(report) -> list[str]:
                  + ", ".join(f"{k} {_j(v / b)} ({100 * v / tot:.0f}%)" for k, v in parts))
     lines.append(f"latency {format_si(report.latency_s, 's')} per inference, {report.frames_per_s:,.1f} frames/s, "
                  f"utilisation {_pct(t.utilisation)} of {hw.array.peak_macs_per_cycle} MACs/cycle")
+    if t.processing_cycles != t.serialized_cycles:
+        f = hw.clock_hz * b
+        lines.append(f"latency with DRAM overlapped (processing) {format_si(t.processing_cycles / f, 's')}, with "
+                     f"feature-map transfers serialised {format_si(t.serialized_cycles / f, 's')} per inference "
+                     f"(policies.overlap_dram: {str(hw.policies.overlap_dram).lower()})"
+                     + (f"; ramp-up {format_si(t.ramp_cycles / f, 's')}" if t.ramp_cycles else ""))
     if b > 1:
         lines.append(f"per batch of {b}: {t.cycles:,} cycles = {format_si(t.cycles / hw.clock_hz, 's')}, "
                      f"DRAM {format_bytes(t.dram_bytes)}, energy {_j(t.energy_j)}")

@@ -188,7 +188,7 @@ def feature_map_ratio(hw, density: float) -> float:
 def layer_cost(info, layer, hw, storage: WeightStorage, batch: int = 1, input_density: float = 1.0,
                weights_resident: bool = False, reserved_bytes: dict | None = None,
                inputs_resident: bool = False, outputs_resident: bool = False, output_density: float = 1.0,
-               input_raw: bool = False, outputs_fused: bool = False, weights_preloaded: bool = False) -> LayerCost:
+               outputs_fused: bool = False, weights_preloaded: bool = False) -> LayerCost:
     """Cost of one conv/fc layer for a batch.
 
     Parameters
@@ -211,8 +211,6 @@ def layer_cost(info, layer, hw, storage: WeightStorage, batch: int = 1, input_de
     inputs_resident, outputs_resident : bool
         The input (output) tensor stays in the activation buffer: read (written) in place, no
         DRAM traffic and no tile; partial sums of a resident output accumulate in place.
-    input_raw : bool
-        The input comes from the host (the network input): never coded in DRAM.
     outputs_fused : bool
         The final outputs go to a fused pool's line buffer, not to DRAM (partial sums that do not
         fit still spill); the mapping produces whole output rows (tile Q = Q), so the rows a
@@ -358,7 +356,7 @@ def vector_ops(info, layer) -> int:
 
 
 def vector_cost(info, layer, hw, batch: int = 1, inputs_resident=(), outputs_resident: bool = False,
-                input_densities=(), output_density: float = 1.0, inputs_raw=(), inputs_fused=()) -> LayerCost:
+                input_densities=(), output_density: float = 1.0, inputs_fused=()) -> LayerCost:
     """Cost of a pooling / LRN / add / softmax layer: a streaming pass on the array's PEs.
 
     Each input is read once from its buffer and each output written once to its buffer; a spilled
@@ -366,7 +364,7 @@ def vector_cost(info, layer, hw, batch: int = 1, inputs_resident=(), outputs_res
     Resident tensors (``inputs_resident`` per input, ``outputs_resident``) are read and written in
     place; an input in a fused line buffer (``inputs_fused``, a pool after its convs) is read
     from it.  Feature maps coded in DRAM (RLC) move ``feature_map_ratio(density)`` of their raw
-    bytes (``input_densities`` per input; ``inputs_raw``: from the host, never coded).  Each
+    bytes (``input_densities`` per input).  Each
     element operation costs one MAC's energy and one PE slot.
     """
     if info.op not in VECTOR_OPS:
@@ -375,14 +373,12 @@ def vector_cost(info, layer, hw, batch: int = 1, inputs_resident=(), outputs_res
     n_in = len(info.input_shapes)
     inputs_resident = tuple(inputs_resident) or (False,) * n_in
     inputs_fused = tuple(inputs_fused) or (False,) * n_in
-    inputs_raw = tuple(inputs_raw) or (False,) * n_in
     densities = tuple(input_densities) or (1.0,) * n_in
     in_bytes = [c * h * w * batch * act_bytes for c, h, w in info.input_shapes]
     out_bytes = info.output_elements * batch * act_bytes
     spilled = [not (r or f) for r, f in zip(inputs_resident, inputs_fused)]
     fill = sum(b for b, s in zip(in_bytes, spilled) if s)
-    coded_in = sum(b * (1.0 if raw else feature_map_ratio(hw, d))
-                   for b, s, raw, d in zip(in_bytes, spilled, inputs_raw, densities) if s)
+    coded_in = sum(b * feature_map_ratio(hw, d) for b, s, d in zip(in_bytes, spilled, densities) if s)
     dram_reads = {"weights": 0.0, "inputs": float(coded_in), "outputs": 0.0}
     dram_writes = {"weights": 0.0, "inputs": 0.0,
                    "outputs": 0.0 if outputs_resident else float(out_bytes) * feature_map_ratio(hw, output_density)}

@@ -363,8 +363,8 @@ class DramCompression:
     """How feature maps are coded on their way to and from DRAM.
 
     activations : ``none`` or ``rlc`` (run-length coding, :mod:`sqsim.hw.rlc`): feature maps the
-        chip reads from or writes to DRAM take ``rlc_ratio(density)`` of their raw bytes; the
-        network input (an image from the host) and partial sums travel raw.
+        chip reads from or writes to DRAM take ``rlc_ratio(density)`` of their raw bytes (the
+        network input too: the host writes it in the chip's format); partial sums travel raw.
     run_bits, word_bits : the RLC format (Eyeriss: 5-bit runs, 64-bit words of three pairs).
     """
     activations: str = "none"
