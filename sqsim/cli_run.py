@@ -26,7 +26,8 @@ def register(sub) -> None:
     p.add_argument("--prototxt", help="network definition of a released .net model")
     p.add_argument("--arch", help="network (.yaml, .prototxt, .onnx) that .npz weights belong to")
     p.add_argument("--labels", help="class names, one per line (synset_words.txt format accepted); "
-                                    "default: the class indices")
+                                    "default: the 1000 ImageNet class names for a 1000-class model (shipped "
+                                    "with sqsim), else the class indices")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--stats", action="store_true", help="also print per-layer fractions of zero activations")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
@@ -113,6 +114,12 @@ def _probabilities(graph, y):
     return e / e.sum(axis=1, keepdims=True)
 
 
+def _default_labels(classes: int) -> list[str]:
+    """The ImageNet class names shipped with sqsim for a 1000-class model, else the class indices."""
+    from .data import IMAGENET_CLASSES, imagenet_labels
+    return list(imagenet_labels()) if classes == IMAGENET_CLASSES else [str(i) for i in range(classes)]
+
+
 def cmd_run(args) -> int:
     import numpy as np
 
@@ -131,7 +138,7 @@ def cmd_run(args) -> int:
         raise GraphError(f"{args.model}: network {graph.name!r} has {len(graph.outputs())} outputs; sqsim run "
                          f"needs one (the class scores)")
     classes = int(np.prod(graph.info(graph.outputs()[0]).output_shape))
-    labels = read_labels(args.labels, classes) if args.labels else [str(i) for i in range(classes)]
+    labels = read_labels(args.labels, classes) if args.labels else _default_labels(classes)
     pre = _preprocess(args, graph, model.mean)
     ex = Executor(graph, model.weights, device=args.device, source=args.model)
     inputs = [pre(path) for path in args.images]  # every image read before any work: errors come first
