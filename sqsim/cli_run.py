@@ -8,6 +8,8 @@ import argparse
 import json
 import sys
 
+from .exec.kernels import DEVICES  # light: no Numba
+
 DEFAULT_BATCH = 16
 
 
@@ -30,7 +32,7 @@ def register(sub) -> None:
                                     "with sqsim), else the class indices")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--stats", action="store_true", help="also print per-layer fractions of zero activations")
-    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--device", choices=DEVICES, default="cpu")
     p.add_argument("--top", type=int, default=5, metavar="N", help="classes to show per image")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, metavar="N", help="images per run")
     g = p.add_argument_group("preprocessing")

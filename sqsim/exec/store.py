@@ -25,7 +25,7 @@ relative index 0).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -279,8 +279,6 @@ class SparseWeights:
         w = self.decode_into(np.empty(self.rows * self.row_len, np.float32))
         return LayerWeights(w.reshape(self.weight_shape).copy(), None if self.bias is None else self.bias.copy())
 
-    def with_bias(self, bias) -> "SparseWeights":
-        return replace(self, bias=None if bias is None else np.ascontiguousarray(bias, np.float32))
 
 
 def sparse_from_model(model, blocks: int = CPU_BLOCKS, huffman_at_load: bool = False) -> dict:
