@@ -420,8 +420,8 @@ def test_direct_conv_split_by_channels(shape, out, kernel_hw, stride, pad, group
     monkeypatch.setattr(direct, "run_direct_blocks",
                         lambda *a: calls.__setitem__("blocks", calls["blocks"] + 1) or real_blocks(*a))
     real_rows = direct.run_direct_rows  # a kernel per rows decoder
-    monkeypatch.setattr(direct, "run_direct_rows", lambda dec: lambda *a: calls.__setitem__(
-        "rows", calls["rows"] + 1) or real_rows(dec)(*a))
+    monkeypatch.setattr(direct, "run_direct_rows", lambda cb, ib: lambda *a: calls.__setitem__(
+        "rows", calls["rows"] + 1) or real_rows(cb, ib)(*a))
     real_tasks = CpuBackend._channel_tasks
     monkeypatch.setattr(CpuBackend, "_channel_tasks",
                         lambda self, *a: calls["tasks"].append(real_tasks(self, *a)) or calls["tasks"][-1])

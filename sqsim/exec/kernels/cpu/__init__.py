@@ -29,3 +29,16 @@ from ....cpu_target import use_for_numba  # noqa: E402
 
 # The compile target (SQSIM_CPU_TARGET), set in Numba before any kernel module defines a kernel.
 TARGET = use_for_numba()
+
+
+def with_globals(fn, **names):
+    """``fn`` (a Python function, before ``njit``) with ``names`` added to the globals it sees.
+
+    A kernel built per code width calls the body built for the same widths.  Numba treats a global as a
+    compile-time constant, as it does a closure variable, but keys its disk cache by the function's
+    bytecode and closure variables only: a dispatcher captured in a closure would make that key differ in
+    every process (nothing cached), whereas one passed as a global does not.  The widths stay closure
+    variables (plain ints), so every width has its own cache entry."""
+    import types
+    return types.FunctionType(fn.__code__, {**fn.__globals__, **names}, fn.__name__, fn.__defaults__,
+                              fn.__closure__)

@@ -19,7 +19,6 @@ from .conv import Compressed, Geometry
 from .decode_dense import decode_into
 from .launch import run_direct, run_direct_blocks, run_direct_rows, run_sparse_blocks
 from .llvm import NSEG, store_map
-from .rows import row_kernels
 
 
 @dataclass(frozen=True, eq=False)
@@ -201,7 +200,7 @@ class DirectOps:
                 part, part_bytes)
         flat = w2d.buf.reshape(-1)
         if sp.row_entry is not None:
-            fused = run_direct_rows(row_kernels(sp.code_bits, sp.index_bits).decode_range)
+            fused = run_direct_rows(sp.code_bits, sp.index_bits)
             return DirectLaunch(prep, None, fused, head + (*sp.row_kernel_args(), kr, flat), packed)
         return DirectLaunch(prep, None, run_direct_blocks, head + (*sp.kernel_args(), *sp.huffman_args(), kr, flat),
                             packed)

@@ -10,6 +10,7 @@ import numba
 from numba import njit, prange
 
 from . import JIT as _OPTS
+from . import with_globals
 from .decode import decode_range, decode_tap_range
 from .intrinsics import call_direct
 
@@ -62,16 +63,18 @@ def run_sparse_blocks(addr, calls, task_call, task_block, params, params_bytes, 
 
 
 @lru_cache(maxsize=None)
-def run_direct_rows(decode_range_rows):
-    """:func:`run_direct_blocks` for a layer of fixed-width streams, given its rows' decoder (the
-    ``decode_range`` of :func:`.rows.row_kernels`): ``(addr, calls, task_call, task_row, part, part_bytes,
+def run_direct_rows(code_bits: int, index_bits: int):
+    """:func:`run_direct_blocks` for a layer of fixed-width streams of these widths (its rows decoded by
+    :attr:`.rows.RowKernels.decode_range`): ``(addr, calls, task_call, task_row, part, part_bytes,
     *row_kernel_args, kr, out)``; task t decodes rows ``task_row[t, 0] <= r < task_row[t, 1]`` (whole
     blocks of ``kr`` rows) into ``out``, then runs its calls."""
-    @njit(parallel=True, **_OPTS)
+    from .rows import row_kernels
+    cb, ib = int(code_bits), int(index_bits)
+
     def run(addr, calls, task_call, task_row, part, part_bytes, codebook, cdata, cbits, rdata, ibits, row_entry,
             row_prev, row_len, kr, out):
         for t in prange(task_row.shape[0]):
-            decode_range_rows(task_row[t, 0], task_row[t, 1], codebook, cdata, cbits, rdata, ibits, row_entry,
-                              row_prev, row_len, kr, out)
+            _rows_body(task_row[t, 0], task_row[t, 1], codebook, cdata, cb, rdata, ib, row_entry, row_prev, row_len,
+                       kr, out)
             _direct_rows(addr, calls, task_call[t], task_call[t + 1], part + numba.get_thread_id() * part_bytes)
-    return run
+    return njit(parallel=True, **_OPTS)(with_globals(run, _rows_body=row_kernels(cb, ib).decode_range))

@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import JIT as _OPTS
+from . import with_globals
 from .decode import layout_index
 from .matmul import add_lane
 
@@ -212,11 +213,11 @@ def row_kernels(code_bits: int, index_bits: int) -> RowKernels:
         for r in range(r0, r1):
             _decode_row(r, codebook, cdata, cb, rdata, ib, row_entry, row_prev, row_len, kr, out)
 
-    @njit(parallel=True, **_OPTS)
     def decode(codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, kr, out):
         for blk in prange((row_entry.size - 1) // kr):
-            decode_range(blk * kr, (blk + 1) * kr, codebook, cdata, cbits, rdata, ibits, row_entry, row_prev,
-                         row_len, kr, out)
+            _rows_body(blk * kr, (blk + 1) * kr, codebook, cdata, cb, rdata, ib, row_entry, row_prev, row_len, kr,
+                       out)
+    decode = njit(parallel=True, **_OPTS)(with_globals(decode, _rows_body=decode_range))
 
     @njit(parallel=True, **_OPTS)  # no FMA contraction: both sparse matmuls round alike
     def matmul(codebook, cdata, cbits, rdata, ibits, row_entry, row_prev, row_len, x, y):
