@@ -7,7 +7,7 @@ import pytest
 
 from sqsim.exec import Executor
 from sqsim.exec.kernels.cpu.backend import CpuBackend
-from sqsim.exec.kernels.cpu.conv import CacheFigures, Compressed
+from sqsim.exec.kernels.cpu.conv import Compressed
 from sqsim.exec.kernels.cpu.llvm import LB, NSEG, compile_kernel, kernel, store_map
 from sqsim.ir import Layer
 from tests.test_exec import RTOL, rand, ref_conv, single

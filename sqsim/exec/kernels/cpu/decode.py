@@ -56,7 +56,7 @@ def _blocks_whole(block_row, kr):
 
 @njit(**_OPTS)
 def decode_range(b0, b1, codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev,
-                  block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, kr, out):
+                 block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, kr, out):
     """Decode blocks ``b0 <= b < b1`` (consecutive blocks: one run of entries from block b0's checkpoint)
     in the layout of :func:`layout_index`.  Where their rows form whole blocks of ``kr`` rows (always
     for ``kr`` 1: :func:`rows_whole`) and not every weight is stored, each block of ``kr`` rows is zeroed
@@ -151,8 +151,8 @@ def decode_blocks(codebook, cdata, ctable, cvals, rdata, rtable, block_row, bloc
             out[t * n // tasks:(t + 1) * n // tasks] = 0.0
     for t in prange(tasks):
         decode_range(t * nb // tasks, (t + 1) * nb // tasks, codebook, cdata, ctable, cvals, rdata, rtable,
-                      block_row, block_entry, block_prev, block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg,
-                      kr, out)
+                     block_row, block_entry, block_prev, block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg,
+                     kr, out)
 
 
 @njit(inline="always")
@@ -174,7 +174,7 @@ def _place_taps(rel, code, o, i0, i1, e0, pos, r, row_end, codebook, cvals, xoff
 
 @njit(**_OPTS)
 def decode_tap_range(b0, b1, codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_entry, block_prev,
-                 block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, xoff, val, off, rowptr, ncb):
+                     block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, xoff, val, off, rowptr, ncb):
     """Decode blocks ``b0 <= b < b1`` (one run of entries) into the tap lists: entries ``block_entry[b0]
     <= e < block_entry[b1]``, and a list per row and block of input channels: each row's ``row_len``
     weights are ``ncb`` sub-rows of ``row_len / ncb`` (the taps of consecutive channels), sub-row ``s =
@@ -211,6 +211,6 @@ def decode_taps(codebook, cdata, ctable, cvals, rdata, rtable, block_row, block_
     nb = block_row.size - 1
     tasks = max(1, min(nb, tasks))
     for t in prange(tasks):
-        decode_tap_range(t * nb // tasks, (t + 1) * nb // tasks, codebook, cdata, ctable, cvals, rdata, rtable, block_row,
-                     block_entry, block_prev, block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, xoff, val, off,
-                     rowptr, ncb)
+        decode_tap_range(t * nb // tasks, (t + 1) * nb // tasks, codebook, cdata, ctable, cvals, rdata, rtable,
+                         block_row, block_entry, block_prev, block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg,
+                         xoff, val, off, rowptr, ncb)

@@ -42,7 +42,7 @@ def run_direct_blocks(addr, calls, task_call, task_block, part, part_bytes, code
     Each weight is decoded and then read on one core, while still in its cache, in one parallel loop."""
     for t in prange(task_block.shape[0]):
         decode_range(task_block[t, 0], task_block[t, 1], codebook, cdata, ctable, cvals, rdata, rtable, block_row,
-                      block_entry, block_prev, block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, kr, out)
+                     block_entry, block_prev, block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, kr, out)
         _direct_rows(addr, calls, task_call[t], task_call[t + 1], part + numba.get_thread_id() * part_bytes)
 
 
@@ -56,9 +56,9 @@ def run_sparse_blocks(addr, calls, task_call, task_block, params, params_bytes, 
     each thread's kernel parameters (partial sums, channel blocks, :mod:`.llvm`) at ``params +
     tid*params_bytes``."""
     for t in prange(task_block.shape[0]):
-        decode_tap_range(task_block[t, 0], task_block[t, 1], codebook, cdata, ctable, cvals, rdata, rtable, block_row,
-                     block_entry, block_prev, block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg, xoff, val, off,
-                     rowptr, ncb)
+        decode_tap_range(task_block[t, 0], task_block[t, 1], codebook, cdata, ctable, cvals, rdata, rtable,
+                         block_row, block_entry, block_prev, block_cbit, block_rbit, row_len, rmt, cmt, rseg, cseg,
+                         xoff, val, off, rowptr, ncb)
         _direct_rows(addr, calls, task_call[t], task_call[t + 1], params + numba.get_thread_id() * params_bytes)
 
 
