@@ -441,9 +441,14 @@ def test_direct_conv_split_by_channels(shape, out, kernel_hw, stride, pad, group
     for name in ("rows", "blocks"):
         assert calls[name] == (1 if name == per_task else 0)
     calls["tasks"].clear()
-    y_pos = executor(model, in_chunk_elements=0).run(x)["conv"]  # no input fits: split by positions
+    by_positions = executor(model, in_chunk_elements=0)  # no input fits: split by positions
+    y_pos = by_positions.run(x)["conv"]
     assert not calls["tasks"]
-    np.testing.assert_array_equal(y, y_pos)
+    c, h, w_ = shape
+    if by_positions.backend._takes_direct(layer, c, out, (h, w_), 1):
+        np.testing.assert_array_equal(y, y_pos)  # the same kernel calls per output row, split otherwise
+    else:  # a 1x1 conv on the kernel only because it splits its channels: BLAS sums in its own order
+        np.testing.assert_allclose(y, y_pos, rtol=1e-5, atol=1e-6 * np.abs(y).max())
     if form != "dense":
         np.testing.assert_array_equal(y, executor(model.decode()).run(x)["conv"])
     weight = model.decode()["conv"].weight if form != "dense" else w["conv"].weight
