@@ -129,13 +129,12 @@ def _jobs():
                       [("maxpool", dict(kernel=(3, 3), stride=(2, 2), ceil_mode=True))], fc=16)
         return g, he_init(g, 1), (1, 2)
 
-    def squeezenet(huffman: bool, widths=None, tables: bool = True):
+    def squeezenet(huffman: bool, widths):
         g = load(REPO_ROOT / "archs" / "squeezenet_v1.1.yaml").with_input_size(67)
-        if widths is not None:
-            bits, index = widths
-            density = 1.0 if index == 0 else 0.3
-            g = g.with_compression({l.name: Compression(density, bits or None, index or None)
-                                    for l in g.weighted_layers()})
+        bits, index = widths
+        density = 1.0 if index == 0 else 0.3  # 0.3: the pruned convs run on the sparse kernel
+        g = g.with_compression({l.name: Compression(density, bits or None, index or None)
+                                for l in g.weighted_layers()})
         from ..compress import compress
         return g, compress(g, he_init(g, 2), huffman=huffman), (1, 2)
 
@@ -153,7 +152,8 @@ def _jobs():
     jobs = [_Job("dense ops", dense_ops), _Job("BLAS convs", alexnet_like),
             _Job("SqueezeNet dense", lambda: (lambda g: (g, he_init(g, 0), (1, 2)))(
                 load(REPO_ROOT / "archs" / "squeezenet_v1.1.yaml").with_input_size(67)))]
-    jobs += [_Job("Huffman-coded SqueezeNet", lambda: squeezenet(True)),
+    jobs += [_Job("Huffman-coded SqueezeNet", lambda: squeezenet(True, (6, 4))),
+             _Job("Huffman-coded SqueezeNet, dense codes", lambda: squeezenet(True, (8, 0))),
              _Job("Huffman-coded fc", lambda: compressed_fc(True, (5, 4)))]
     jobs += [_Job(f"fixed width {c}+{i} bits", lambda w=(c, i): squeezenet(False, w)) for c, i in WARM_WIDTHS]
     jobs += [_Job(f"fixed width fc {c}+{i} bits", lambda w=(c, i): compressed_fc(False, w)) for c, i in WARM_WIDTHS]
