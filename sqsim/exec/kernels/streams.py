@@ -154,27 +154,6 @@ def fixed_table(bits: int) -> np.ndarray:
     return ABSENT if bits == 0 else np.array([-bits, 0], np.int32)
 
 
-def _stream(symbols, bits: int) -> tuple:
-    """``(data, table, largest symbol)`` of a fixed-width stream of ``symbols``."""
-    if bits == 0:
-        return _padded([]), ABSENT, 0
-    symbols = np.asarray(symbols, np.int64)
-    return _msb_stream(symbols, bits), fixed_table(bits), int(symbols.max()) if symbols.size else 0
-
-
-def block_rows(rows: int, blocks: int = CPU_BLOCKS, align: int = ROW_ALIGN) -> np.ndarray:
-    """First row of each of at most ``blocks`` blocks of about equal rows, and the row count (int64,
-    ``blocks + 1``): on multiples of ``align`` rows where ``rows`` is one, else on any row."""
-    step = align if rows % align == 0 else 1
-    nb = max(1, min(int(blocks), rows // step))
-    return (np.arange(nb + 1, dtype=np.int64) * (rows // step)) // nb * step
-
-
-def fixed_table(bits: int) -> np.ndarray:
-    """The table of a fixed-width stream of ``bits`` bits per symbol (MSB first): ``[-bits, 0]``."""
-    return ABSENT if bits == 0 else np.array([-bits, 0], np.int32)
-
-
 def padded(data) -> np.ndarray:
     """A stream's bytes followed by its ``STREAM_PAD`` zero bytes."""
     return np.concatenate([np.asarray(data, np.uint8).ravel(), np.zeros(STREAM_PAD, np.uint8)])
