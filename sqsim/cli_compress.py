@@ -16,7 +16,9 @@ def register(sub) -> None:
     src.add_argument("--init", choices=["he"], help="deterministic synthetic weights (He-normal)")
     p.add_argument("--seed", type=int, default=None, metavar="N", help="seed for --init (default 0)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.sqz", help="the .sqz file to write")
-    p.add_argument("--density", type=float, metavar="D", help="fraction of weights kept in every conv/fc layer")
+    p.add_argument("--density", type=float, metavar="D",
+                   help="fraction of weights kept in every conv/fc layer (default: the profile's; without it, "
+                        "zeros of already-pruned weights stay pruned: only their non-zeros are stored)")
     p.add_argument("--bits", type=int, metavar="B", help="weight-sharing code bits (codebook of 2^B values)")
     p.add_argument("--index-bits", type=int, metavar="I", help="relative sparse index bits")
     p.add_argument("--no-huffman", action="store_true", help="store codes and indices at fixed width (P+Q)")
@@ -68,7 +70,8 @@ def _compress(args) -> int:
     if all(l.compression is None for l in graph.weighted_layers()):
         raise SpecError(f"{args.arch}: the network has no compression profile; give --density and --bits")
     weights, source = _weights(args, graph)
-    model = compress(graph, weights, huffman=not args.no_huffman, source=source)
+    # without an explicit --density, weights that are already pruned stay pruned (only non-zeros stored)
+    model = compress(graph, weights, huffman=not args.no_huffman, source=source, keep_zeros=args.density is not None)
     try:
         nbytes = save_sqz(model, args.output)
     except OSError as e:
