@@ -55,7 +55,7 @@ def test_bad_precision_is_named(value, message):
 
 def test_precision_errors_name_file_and_line(tmp_path):
     p = write(tmp_path, MINIMAL + "precision:\n  weights: 8\n  psums: {bits: 99}\n")
-    with pytest.raises(SpecError, match=r"hw\.yaml:10: precision\.psums: bits must be an integer in 1\.\.64, got 99"):
+    with pytest.raises(SpecError, match=r"hw\.yaml:11: precision\.psums: bits must be an integer in 1\.\.64, got 99"):
         load_hw(p)
 
 
