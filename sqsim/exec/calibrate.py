@@ -70,9 +70,9 @@ def calibrate(graph, weights, images, datapath: Datapath | None = None, *, batch
     """
     from .executor import Executor, split_weights
     from .kernels.emulated import weight_ranges
+    ex = Executor(graph, weights, device=device)  # first: it configures the CPU's thread pools
     dense, sparse = split_weights(graph, weights)
     _, wr = weight_ranges(graph, dense, sparse)
-    ex = Executor(graph, weights, device=device)
     names = tuple(graph.order)
     positive = {n for n in names if graph.layer(n).op != "input"
                 and graph.consumers(n) and all(graph.layer(r).op == "relu" for r in graph.consumers(n))}

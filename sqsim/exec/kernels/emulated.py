@@ -69,6 +69,9 @@ class QuantLayer:
 def weight_ranges(graph, dense: dict, sparse: dict) -> tuple[dict, dict]:
     """``({layer: dense float32 (K, L) weights}, {layer: (max |weight|, max |bias|)})`` of the weighted layers
     (compressed ones decoded)."""
+    if sparse:  # decoding runs parallel Numba kernels: the thread pools are configured before their first use
+        from .cpu.threads import configure
+        configure()
     mats, ranges = {}, {}
     for layer in graph.weighted_layers():
         info = graph.info(layer.name)

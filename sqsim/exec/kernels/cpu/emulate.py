@@ -7,8 +7,10 @@ A conv or fc layer's sums run on one of three paths, all exact for fixed-point f
 - **float32** (``QuantLayer.f32_exact``): every partial sum is an integer below 2**24, so the backend's own
   float32 kernels (direct, sparse, BLAS; any order, FMA or not) compute it exactly; the sums land in a
   float32 buffer and are rounded from there (8-bit formats and below on SqueezeNet);
-- **float64**: im2col into float64 columns and a float64 GEMM per band of output rows on the task threads
-  (integers below 2**53: exact in any order), rounded while the band is in cache;
+- **float64**: the float64-accumulating direct kernels (:mod:`.exact_conv`; dense, or sparse on tap lists
+  where few weight codes are non-zero), integers below 2**53: exact in any order; where those kernels do
+  not apply (a phase narrower than a vector), im2col into float64 columns and a float64 GEMM per band of
+  output rows on the task threads, rounded while the band is in cache;
 - fc layers: a CSR product summed in float64 (:func:`.requant.csr_matmul`).
 """
 from __future__ import annotations
@@ -28,7 +30,8 @@ class CpuEmulation:
     def __init__(self, base):
         self.base = base
         self._bufs: dict = {}   # name -> float64 / float32 scratch, grown as needed
-        self._views: dict = {}  # layer -> the float32 psum view the direct kernels write (stable per shape)
+        self._views: dict = {}  # layer -> the psum view the direct kernels write (stable per shape)
+        self._exact = None      # the float64 direct kernels, compiled when a layer first needs them
 
     # --- weights -----------------------------------------------------------------------------------------
     def prepare(self, layer, q) -> None:
@@ -49,7 +52,7 @@ class CpuEmulation:
                 q.device["held"] = HeldWeights(dense=self.base.upload_dense(q.codes), rows=q.codes.shape[0],
                                                row_len=q.codes.shape[1])
         else:
-            q.device["w64"] = q.codes.astype(np.float64)
+            q.device["w64"] = None  # the im2col path's float64 weights, made if a layer takes it
 
     def _buf(self, key: str, n: int, dtype) -> np.ndarray:
         b = self._bufs.get(key)
@@ -65,23 +68,33 @@ class CpuEmulation:
         k = out.shape[0]
         y_out = out.reshape(k, -1)
         if q.f32_exact:
-            psum = self._psum_view(layer, out)
+            psum = self._psum_view(layer, out.shape, np.float32)
             self.base.conv2d(layer, x, psum, q.device["held"], False, scratch)
             R.requant_rows(psum.reshape(k, -1), q.bias, prod, pp, ap, relu, y_out)
             return
-        self._conv_f64(layer, x, y_out, q, relu, pp, ap, prod)
+        if self._exact is None:
+            from .exact_conv import ExactConv
+            self._exact = ExactConv(self.base)
+        ex = self._exact
+        if not ex.takes(layer, x.shape):
+            return self._conv_f64(layer, x, y_out, q, relu, pp, ap, prod)
+        rows = k if ex.sparse(q) else ex.rows_padded(layer, k)
+        ex.run(layer, x, self._psum_view(layer, (rows, y_out.shape[1]), np.float64), q, y_out, relu)
 
-    def _psum_view(self, layer, out) -> np.ndarray:
-        """A float32 buffer shaped like ``out`` for the float32 path's sums (the same view object every run,
-        so the direct kernels keep their launch)."""
-        v = self._views.get(layer.name)
-        if v is None or v.shape != out.shape:
-            n = int(np.prod(out.shape))
-            buf = self._bufs.get("psum32")
+    def _psum_view(self, layer, shape, dtype) -> np.ndarray:
+        """A buffer of ``shape`` for a layer's sums (the same view object every run, so the direct kernels keep
+        their launches; one buffer per dtype, shared by the layers, which run one after another)."""
+        key = (layer.name, np.dtype(dtype).str)
+        v = self._views.get(key)
+        if v is None or v.shape != tuple(shape):
+            n = int(np.prod(shape))
+            name = f"psum-{np.dtype(dtype).str}"
+            buf = self._bufs.get(name)
             if buf is None or buf.size < n:
-                buf = self._bufs["psum32"] = self.base.empty(max(n, 1 << 16))
-                self._views.clear()
-            v = self._views[layer.name] = buf[:n].reshape(out.shape)
+                buf = self._bufs[name] = (self.base.empty(max(n, 1 << 16)) if dtype == np.float32
+                                          else np.empty(max(n, 1 << 16), dtype))
+                self._views = {kk: vv for kk, vv in self._views.items() if kk[1] != np.dtype(dtype).str}
+            v = self._views[key] = buf[:n].reshape(shape)
         return v
 
     def _conv_f64(self, layer, x, y_out, q, relu, pp, ap, prod) -> None:
@@ -101,6 +114,8 @@ class CpuEmulation:
         cols_all = self._buf("cols64", slots * rows * band * qq, np.float64)
         y_all = self._buf("y64", slots * k * band * qq, np.float64)
         w64 = q.device["w64"]
+        if w64 is None:
+            w64 = q.device["w64"] = q.codes.astype(np.float64)
 
         def one(t, slot):
             s, b0 = divmod(t, bands)

@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import JIT as _OPTS
+from .intrinsics import call_direct
 
 # Kernel codes (sqsim.exec.datapath): kinds, rounding modes (ROUNDING_MODES order), overflow modes.
 _FIXED, _FLOAT = 0, 1
@@ -110,13 +111,13 @@ def _out_frac(p):
 
 
 @njit(inline="always")
-def _requant_span(y, k, j0, j1, b, prod_frac, pp, ap, relu, out, dst):
-    """``out[k, dst + j] = act(psum(y[k, j] + b))`` for ``j0 <= j < j1`` (ReLU'd when ``relu``)."""
+def _requant_span(y, k, j0, j1, b, prod_frac, pp, ap, relu, out, ko, dst):
+    """``out[ko, dst + j] = act(psum(y[k, j] + b))`` for ``j0 <= j < j1`` (ReLU'd when ``relu``)."""
     fp = _prep(pp, prod_frac)
     fa = _prep(ap, _out_frac(pp))
     # slices and range(n): an index that could be negative stops LLVM vectorising the loop (dense.py)
     yk = y[k, j0:j1]
-    ok = out[k, dst + j0:dst + j1]
+    ok = out[ko, dst + j0:dst + j1]
     n = yk.size
     if fp[0] == _FIXED and fa[0] == _FIXED and fp[6] == _NEAREST_EVEN and fa[6] == _NEAREST_EVEN \
             and fp[7] == _SATURATE and fa[7] == _SATURATE:  # the common case, branch-free (vectorises)
@@ -145,7 +146,7 @@ def requant_rows(y, bias, prod_frac, pp, ap, relu, out):
     for i in prange(k_ * nch):
         k = i // nch
         m0 = (i % nch) * chunk
-        _requant_span(y, k, m0, min(m_, m0 + chunk), bias[k], prod_frac, pp, ap, relu, out, 0)
+        _requant_span(y, k, m0, min(m_, m0 + chunk), bias[k], prod_frac, pp, ap, relu, out, k, 0)
 
 
 @njit(**_OPTS)
@@ -153,7 +154,23 @@ def requant_band(y, bias, prod_frac, pp, ap, relu, out, m0):
     """:func:`requant_rows` of a band: ``y (K, mb)`` into columns ``m0 .. m0 + mb`` of ``out (K, M)``
     (serial: the backend runs bands on its task threads)."""
     for k in range(y.shape[0]):
-        _requant_span(y, k, 0, y.shape[1], bias[k], prod_frac, pp, ap, relu, out, m0)
+        _requant_span(y, k, 0, y.shape[1], bias[k], prod_frac, pp, ap, relu, out, k, m0)
+
+
+@njit(parallel=True, **_OPTS)
+def run_exact(addr, calls, part, rect, y, bias, prod_frac, pp, ap, relu, out):
+    """The float64 direct-conv kernel at ``addr`` once per row of ``calls`` (as :func:`.launch.run_direct`),
+    the rows in parallel, each call's outputs rounded right after it, while in cache: rows ``rect[i, 0] <= r <
+    rect[i, 1]`` of ``y``, columns ``rect[i, 3] <= m < rect[i, 4]``, into rows from ``rect[i, 2]`` of ``out``
+    (as :func:`requant_rows`)."""
+    for i in prange(calls.shape[0]):
+        row = calls[i]
+        a = (row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10], row[11])
+        call_direct(addr, a, part)
+        r0, r1, o0, m0, m1 = rect[i, 0], rect[i, 1], rect[i, 2], rect[i, 3], rect[i, 4]
+        for r in range(r0, r1):
+            ko = o0 + r - r0
+            _requant_span(y, r, m0, m1, bias[ko], prod_frac, pp, ap, relu, out, ko, 0)
 
 
 @njit(parallel=True, **_OPTS)
