@@ -125,55 +125,56 @@ REAL = NumberFormat("real")
 
 
 # --- rounding (numpy; the kernels' scalar versions are in kernels/cpu/requant.py) ------------------------
-def round_mode(t: np.ndarray, mode: int) -> np.ndarray:
-    """``t`` rounded to integers by rounding mode ``mode`` (:data:`ROUND_CODE`), exactly for |t| < 2**53."""
+def round_mode(t, mode: int, xp=np):
+    """``t`` rounded to integers by rounding mode ``mode`` (:data:`ROUND_CODE`), exactly for |t| < 2**53
+    (``xp``: numpy, or CuPy for device arrays)."""
     if mode == ROUND_CODE["nearest_even"]:
-        return np.rint(t)
+        return xp.rint(t)
     if mode == ROUND_CODE["truncate"]:
-        return np.floor(t)
+        return xp.floor(t)
     if mode == ROUND_TOWARD_ZERO:
-        return np.trunc(t)
-    r = np.floor(t)
+        return xp.trunc(t)
+    r = xp.floor(t)
     f = t - r  # exact: t and floor(t) share their high bits
     if mode == ROUND_CODE["nearest_up"]:
         return r + (f >= 0.5)
     return r + ((f > 0.5) | ((f == 0.5) & (t > 0)))  # nearest_away
 
 
-def requantize(x: np.ndarray, frac_in: int, fmt: NumberFormat) -> np.ndarray:
+def requantize(x, frac_in: int, fmt: NumberFormat, xp=np):
     """Values ``x`` (float64, in units of ``2**-frac_in``) rounded to ``fmt``: codes (fixed), values
-    (float, real); float64."""
+    (float, real); float64.  The same operations as the CPU kernels (:mod:`.kernels.cpu.requant`)."""
     p = fmt.params()
     mode, ovf = int(p[5]), int(p[6])
     if fmt.kind == "fixed":
-        q = round_mode(x * math.ldexp(1.0, fmt.frac - frac_in), mode)
+        q = round_mode(x * math.ldexp(1.0, fmt.frac - frac_in), mode, xp)
         half = math.ldexp(1.0, fmt.bits - 1)
         if ovf == OVERFLOW_CODE["wrap"] and fmt.bits < 64:
-            qi = q.astype(np.int64)
+            qi = q.astype(xp.int64)
             m = np.int64((1 << fmt.bits) - 1)
             h = np.int64(1 << (fmt.bits - 1))
-            return (((qi + h) & m) - h).astype(np.float64)
-        return np.clip(q, -half, half - 1)
+            return (((qi + h) & m) - h).astype(xp.float64)
+        return xp.clip(q, -half, half - 1)
     v = x * math.ldexp(1.0, -frac_in)
     if fmt.kind == "real":
         return v
-    return round_float(v, fmt.exp_bits, fmt.man_bits, mode, ovf)
+    return round_float(v, fmt.exp_bits, fmt.man_bits, mode, ovf, xp)
 
 
-def round_float(v: np.ndarray, exp_bits: int, man_bits: int, mode: int, ovf: int) -> np.ndarray:
+def round_float(v, exp_bits: int, man_bits: int, mode: int, ovf: int, xp=np):
     """``v`` rounded to a float of ``exp_bits`` exponent and ``man_bits`` mantissa bits (IEEE-style:
     subnormals, largest exponent ``2**(exp_bits-1) - 1``), overflowing to infinity or saturating."""
-    v = np.asarray(v, np.float64)
+    v = xp.asarray(v, xp.float64)
     emax = (1 << (exp_bits - 1)) - 1
     emin = 1 - emax
-    _, e = np.frexp(v)              # |v| = m * 2**e, 0.5 <= m < 1: v's exponent is e - 1
-    e = np.maximum(e - 1, emin)     # below the normal range: the subnormal quantum
-    q = np.ldexp(round_mode(np.ldexp(v, man_bits - e), mode), e - man_bits)
+    _, e = xp.frexp(v)              # |v| = m * 2**e, 0.5 <= m < 1: v's exponent is e - 1
+    e = xp.maximum(e - 1, emin)     # below the normal range: the subnormal quantum
+    with np.errstate(invalid="ignore", over="ignore"):
+        q = xp.ldexp(round_mode(xp.ldexp(v, man_bits - e), mode, xp), e - man_bits)
     big = (2.0 - math.ldexp(1.0, -man_bits)) * math.ldexp(1.0, emax)
-    over = np.abs(q) > big
-    if over.any():
-        q = np.where(over, np.copysign(big if ovf == OVERFLOW_CODE["saturate"] else np.inf, q), q)
-    return np.where(np.isfinite(v), q, v)
+    over = xp.abs(q) > big
+    q = xp.where(over, xp.copysign(big if ovf == OVERFLOW_CODE["saturate"] else math.inf, q), q)
+    return xp.where(xp.isfinite(v), q, v)
 
 
 def frac_for_range(max_abs: float, bits: int) -> int:
