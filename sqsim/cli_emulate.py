@@ -95,11 +95,13 @@ def _print_agreement(args, graph, images, agr) -> None:
                   f"{f['class']} {f['label']}", f"{f['prob']:.4f}", "yes" if r["top1_agrees"] else "[red]no[/red]",
                   "yes" if r["top5_agrees"] else "[red]no[/red]", f"{r['kl']:.3g}")
     console.print(t)
+    from .exec.agreement import snr_tensor
     s = Table(title=f"per-layer SNR over {agr.images} image(s) (dB; higher is closer to float32)", header_style="bold")
     for col in ("layer", "op", "format", "SNR dB"):
         s.add_column(col, justify="right" if col == "SNR dB" else "left")
     for name, v in agr.snr_db.items():
-        s.add_row(name, graph.layer(name).op, agr.formats.get(name, ""), "exact" if v is None else f"{v:.1f}")
+        op = graph.layer(name).op + ("+relu" if snr_tensor(graph, name) != name else "")
+        s.add_row(name, op, agr.formats.get(name, ""), "exact" if v is None else f"{v:.1f}")
     console.print(s)
     console.print(f"[bold]agreement[/bold]: {agr.summary()} (max KL {agr.kl_max:.3g})")
 

@@ -418,3 +418,76 @@ def test_emulated_run_values_are_codes_times_the_lsb():
     fr = dict(Executor(g, w, datapath=dp).datapath.precision.frac_bits)["conv"]
     assert fr.weights is None  # weights' fraction from their range when not given
     assert math.isfinite(float(y.sum()))
+
+
+GPU_SIM_SCRIPT = """
+import numpy as np
+from numba import config
+assert config.ENABLE_CUDASIM
+from sqsim.compress import compress
+from sqsim.exec import Executor
+from sqsim.exec.calibrate import calibrate
+from sqsim.exec.datapath import Datapath
+from sqsim.hw.spec import OperandPrecision as O, Precision
+from sqsim.ir import Compression, Graph, Layer as L
+from sqsim.weights import he_init
+
+c = Compression(0.4, 5, 3)
+g = Graph([L("data", "input", shape=(4, 7, 7)),
+           L("c1", "conv2d", ("data",), out_channels=4, kernel=(3, 3), stride=(2, 2), pad=(1, 1), groups=2,
+             compression=c),
+           L("r1", "relu", ("c1",)), L("n1", "lrn", ("r1",), local_size=3, alpha=0.1),
+           L("p1", "maxpool", ("n1",), kernel=(3, 3), stride=(2, 2), pad=(1, 1)),
+           L("p2", "avgpool", ("r1",), kernel=(2, 2), stride=(2, 2), pad=(1, 1), ceil_mode=False),
+           L("cat", "concat", ("p1", "p2")), L("gap", "global_avgpool", ("cat",)),
+           L("fc", "fc", ("cat",), out_channels=6, compression=c), L("add", "add", ("fc", "gap2")),
+           L("c2", "conv2d", ("gap",), out_channels=6, kernel=(1, 1)), L("gap2", "relu", ("c2",)),
+           L("prob", "softmax", ("add",))], name="tiny")
+w = he_init(g, 0)
+cm = compress(g, w, huffman=True)
+x = np.random.default_rng(0).standard_normal((2, 4, 7, 7)).astype(np.float32)
+names = [n for n in g.order if g.layer(n).op not in ("dropout", "flatten")]
+for prec, exact in ((Precision(O(8, rounding="nearest_away"), O(12, rounding="truncate"), O(20, overflow="wrap")), True),
+                    (Precision(O(6), O(16, "float", exp_bits=5), O(32, "float")), False)):
+    dp = Datapath(prec, "sim")
+    dp = calibrate(g, w, x, dp).apply(dp)
+    for weights in (w, cm):
+        cpu = Executor(g, weights, datapath=dp).run(x, outputs=names)
+        gpu = Executor(g, weights, device="gpu", datapath=dp).run(x, outputs=names)
+        for n in names:
+            if exact and n != "prob":  # the softmax is the host's float32 computation, each device its own
+                np.testing.assert_array_equal(gpu[n], cpu[n], err_msg=n)
+            else:  # float formats: float64 sums in another order; agree to the formats' precision
+                np.testing.assert_allclose(gpu[n], cpu[n], rtol=2e-3, atol=1e-6, err_msg=n)
+print("simulated GPU emulation matches the CPU's")
+"""
+
+
+def test_gpu_emulation_in_cuda_simulator():
+    """The GPU engine (CuPy on a device; numpy in Numba's CUDA simulator here, no GPU) against the CPU
+    engine: bit for bit on fixed-point formats (conv, grouped and strided, compressed, LRN, pools, concat,
+    fc, add), to the formats' precision on float ones and on the softmax (float32 on each device)."""
+    import os
+    import subprocess
+    import sys
+
+    from sqsim.paths import REPO_ROOT
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONPATH=str(REPO_ROOT))
+    r = subprocess.run([sys.executable, "-c", GPU_SIM_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "simulated GPU emulation matches the CPU's" in r.stdout
+
+
+@pytest.mark.gpu
+def test_gpu_emulation_on_a_gpu():
+    """The same on a real GPU with CuPy (skipped without one)."""
+    import subprocess
+    import sys
+
+    from sqsim.exec.kernels.cuda.backend import gpu_unavailable_reason
+    reason = gpu_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    script = GPU_SIM_SCRIPT.replace("assert config.ENABLE_CUDASIM", "assert not config.ENABLE_CUDASIM")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr

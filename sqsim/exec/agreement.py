@@ -10,7 +10,9 @@ Definitions (docs/models.md, "Datapath emulation"), over ``N`` images:
   p_emulated[c])`` in nats (emulated probabilities below 1e-45, float32's smallest, count as 1e-45);
 - ``snr_db[layer]``: ``10 log10(sum ref^2 / sum (emulated - ref)^2)`` over every element of the layer's
   output on every image, the emulated network's own (propagated) error; None where the two are equal (a
-  layer whose float32 output is all zeros gets a very negative figure, not minus infinity).
+  layer whose float32 output is all zeros gets a very negative figure, not minus infinity).  A layer whose
+  only reader is a ReLU is measured after the ReLU: that is the feature map the chip stores (its format
+  holds the positive range; negative sums that saturate there are zeroed by the ReLU anyway).
 
 >>> ref = Reference.compute(graph, weights, images)                              # doctest: +SKIP
 >>> compare(graph, weights, images, datapath, reference=ref).summary()           # doctest: +SKIP
@@ -32,6 +34,12 @@ SMALLEST = 1e-45
 def snr_layers(graph) -> list[str]:
     """The layers whose outputs get an SNR: every layer but dropout, flatten and ReLU."""
     return [n for n in graph.order if graph.layer(n).op not in NO_SNR_OPS]
+
+
+def snr_tensor(graph, name: str) -> str:
+    """The tensor a layer's SNR is measured on: its ReLU's output when a ReLU is its only reader."""
+    readers = graph.consumers(name)
+    return readers[0] if len(readers) == 1 and graph.layer(readers[0]).op == "relu" else name
 
 
 def probabilities(graph, y: np.ndarray) -> np.ndarray:
@@ -58,7 +66,7 @@ class Reference:
     def compute(cls, graph, weights, images, layers=None, batch_size: int = 4, device: str = "cpu") -> "Reference":
         from .executor import Executor
         layers = tuple(layers or snr_layers(graph))
-        wanted = tuple(dict.fromkeys(layers + (graph.outputs()[0],)))
+        wanted = tuple(dict.fromkeys(tuple(snr_tensor(graph, n) for n in layers) + (graph.outputs()[0],)))
         ex = Executor(graph, weights, device=device)
         parts: dict[str, list] = {n: [] for n in wanted}
         try:
@@ -115,7 +123,8 @@ def compare(graph, weights, images, datapath, *, reference: Reference | None = N
         raise SqsimError("agreement: no images given")
     out_name = graph.outputs()[0]
     layers = snr_layers(graph) if reference is None else list(reference.layers)
-    wanted = tuple(dict.fromkeys(layers + [out_name]))
+    tensor = {n: snr_tensor(graph, n) for n in layers}
+    wanted = tuple(dict.fromkeys(list(tensor.values()) + [out_name]))
     if reference is not None:
         missing = [k for k in wanted if k not in reference.outputs]
         if missing or reference.outputs[out_name].shape[0] != n:
@@ -133,9 +142,9 @@ def compare(graph, weights, images, datapath, *, reference: Reference | None = N
             r = ref_ex.run(xb, outputs=wanted) if ref_ex is not None else \
                 {k: reference.outputs[k][i:i + batch_size] for k in wanted}
             for k in layers:
-                rv = r[k].astype(np.float64)
+                rv = r[tensor[k]].astype(np.float64)
                 signal[k] += float(np.sum(rv * rv))
-                noise[k] += float(np.sum((e[k].astype(np.float64) - rv) ** 2))
+                noise[k] += float(np.sum((e[tensor[k]].astype(np.float64) - rv) ** 2))
             p_emu.append(probabilities(graph, e[out_name]))
             p_ref.append(probabilities(graph, r[out_name]))
             if progress is not None:

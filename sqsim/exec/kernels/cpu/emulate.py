@@ -19,9 +19,10 @@ import math
 
 import numpy as np
 
+from ..backend import HeldWeights
+from ..emulated import lrn_f64
 from . import dense as K
 from . import requant as R
-from ..backend import HeldWeights
 
 
 class CpuEmulation:
@@ -176,14 +177,3 @@ def layer_out_hw(layer, h: int, w: int) -> tuple[int, int]:
     """Output height and width of a conv on ``h x w`` (floor mode, as the IR)."""
     (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.stride, layer.pad
     return (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-
-
-def lrn_f64(v: np.ndarray, size: int, alpha: float, beta: float, k: float) -> np.ndarray:
-    """Caffe LRN across channels of ``v (C, M)`` in float64: ``v / (k + alpha/size * sum of squares over the
-    window [c - (size-1)/2, c + (size-1)/2] clipped to the channels) ** beta``."""
-    c = v.shape[0]
-    half = (size - 1) // 2
-    sq = np.concatenate([np.zeros((1, v.shape[1])), np.cumsum(v * v, axis=0)])
-    lo = np.clip(np.arange(c) - half, 0, c)
-    hi = np.clip(np.arange(c) + half + 1, 0, c)
-    return v / (k + alpha / size * (sq[hi] - sq[lo])) ** beta

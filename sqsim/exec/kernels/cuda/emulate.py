@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from ...datapath import requantize
+from ..emulated import lrn_f64
 
 
 class GpuEmulation:
@@ -100,15 +101,13 @@ class GpuEmulation:
         out[...] = requantize(acc, top, fout, xp).astype(xp.float32)
 
     def lrn(self, layer, x, fin, fout, out) -> None:
+        """On the host, the CPU engine's float64 LRN (numpy): the same bits as the CPU (a device's ``pow``
+        may differ from numpy's in its last bit, and that could move a rounded code)."""
         xp = self.xp
         c = x.shape[0]
-        v = x.reshape(c, -1).astype(xp.float64) * math.ldexp(1.0, -fin.frac)
-        half = (layer.local_size - 1) // 2
-        sq = xp.concatenate([xp.zeros((1, v.shape[1])), xp.cumsum(v * v, axis=0)])
-        lo = np.clip(np.arange(c) - half, 0, c)
-        hi = np.clip(np.arange(c) + half + 1, 0, c)
-        y = v / (float(layer.k) + float(layer.alpha) / layer.local_size * (sq[hi] - sq[lo])) ** float(layer.beta)
-        out.reshape(c, -1)[...] = requantize(y, 0, fout, xp).astype(xp.float32)
+        host = (x if xp is np else xp.asnumpy(x)).reshape(c, -1).astype(np.float64) * math.ldexp(1.0, -fin.frac)
+        y = lrn_f64(host, layer.local_size, float(layer.alpha), float(layer.beta), float(layer.k))
+        out.reshape(c, -1)[...] = xp.asarray(requantize(y, 0, fout).astype(np.float32))
 
     def softmax(self, x, fin, out) -> None:
         vals = (x * np.float32(math.ldexp(1.0, -fin.frac))).astype(self.xp.float32)
