@@ -22,13 +22,12 @@ Overrides address fields by path; memory levels by name: ``array.rows=16``,
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
-import yaml
-
-from ..errors import SpecError
-from ..units import parse_quantity
-from ..yamltext import load_yaml
+from ..errors import LimitError, SpecError, short
+from ..units import check_range, parse_quantity
+from ..yamltext import load_yaml, read_yaml
 from .spec import (ArraySpec, EnergyTable, HardwareSpec, MemoryLevel, Policies, Sparsity, WeightFormat)
 
 # Known fields per section: name -> kind of value ("int", "bool", "str", "list", or a unit dimension).
@@ -71,11 +70,7 @@ def load_hw(path, overrides=()) -> HardwareSpec:
     (16, 'weight_stationary')
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read hardware model ({e.strerror})") from None
-    doc = load_yaml(text, str(path), "invalid YAML")
+    doc = read_yaml(path, "hardware model", "invalid YAML")
     if not isinstance(doc, dict):
         raise SpecError(f"{path}: a hardware model must be a YAML mapping, got {type(doc).__name__}")
     doc = apply_overrides(doc, _parse_overrides(overrides), str(path))
@@ -88,15 +83,27 @@ def _parse_overrides(overrides) -> list[tuple[str, object]]:
     out = []
     for item in overrides or ():
         if "=" not in item:
-            raise SpecError(f"--set {item!r}: expected path.to.field=value (e.g. array.rows=16)")
+            raise SpecError(f"--set {short(item)}: expected path.to.field=value (e.g. array.rows=16)")
         key, raw = item.split("=", 1)
         key = key.strip()
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
+        value = _override_value(raw, f"--set {short(item, 60)}")
         out.append((key, value))
     return out
+
+
+def _override_value(raw: str, where: str):
+    """A ``--set`` value read as YAML by the strict loader (finite numbers, size limits); text that
+    is not YAML stays a string."""
+    if not raw.strip():
+        return ""
+    try:
+        return load_yaml(raw, where)
+    except LimitError:
+        raise
+    except SpecError as e:
+        if "malformed YAML" in str(e):
+            return raw
+        raise SpecError(str(e).replace(f"{where}:1:", f"{where}:", 1)) from None
 
 
 def apply_overrides(doc: dict, overrides: list[tuple[str, object]], source: str) -> dict:
@@ -105,15 +112,15 @@ def apply_overrides(doc: dict, overrides: list[tuple[str, object]], source: str)
     doc = copy.deepcopy(doc)
     for key, value in overrides:
         parts = key.split(".")
-        where = f"--set {key}={value}"
+        where = f"--set {short(key, 60)}={value[:60] if isinstance(value, str) else short(value, 60)}"
         head = parts[0]
         if head not in TOP_FIELDS:
-            raise SpecError(f"{where}: {source} has no field {head!r} (top-level fields: "
+            raise SpecError(f"{where}: {source} has no field {short(head)} (top-level fields: "
                             f"{', '.join(sorted(TOP_FIELDS))})")
         kind = TOP_FIELDS[head]
         if kind == "section":
             if len(parts) != 2 or parts[1] not in SECTIONS[head]:
-                raise SpecError(f"{where}: unknown field {key!r} ({head} has: {', '.join(SECTIONS[head])})")
+                raise SpecError(f"{where}: unknown field {short(key)} ({head} has: {', '.join(SECTIONS[head])})")
             sec = doc.setdefault(head, {})
             if not isinstance(sec, dict):
                 raise SpecError(f"{where}: {source}: {head} is not a mapping")
@@ -125,15 +132,15 @@ def apply_overrides(doc: dict, overrides: list[tuple[str, object]], source: str)
                 raise SpecError(f"{where}: address a memory level field as memory.LEVEL.FIELD "
                                 f"(levels: {', '.join(map(str, names))})")
             if parts[1] not in names:
-                raise SpecError(f"{where}: {source} has no memory level {parts[1]!r} "
+                raise SpecError(f"{where}: {source} has no memory level {short(parts[1])} "
                                 f"(levels: {', '.join(map(str, names))})")
             if parts[2] not in LEVEL_FIELDS or parts[2] == "name":
-                raise SpecError(f"{where}: unknown memory level field {parts[2]!r} "
+                raise SpecError(f"{where}: unknown memory level field {short(parts[2])} "
                                 f"(fields: {', '.join(f for f in LEVEL_FIELDS if f != 'name')})")
             levels[names.index(parts[1])][parts[2]] = value
         else:
             if len(parts) != 1:
-                raise SpecError(f"{where}: {head!r} is a plain field, not a section")
+                raise SpecError(f"{where}: {short(head)} is a plain field, not a section")
             doc[head] = value
     return doc
 
@@ -152,7 +159,7 @@ def spec_from_dict(doc: dict, source: str | None = None) -> HardwareSpec:
     _check_keys(doc, TOP_FIELDS, "the hardware model", at(doc))
     for key in ("name", "dataflow", "array", "energy", "memory"):
         if key not in doc:
-            fail(doc, f"missing required field {key!r}")
+            fail(doc, f"missing required field {short(key)}")
     unit = None
     if "energy_unit" in doc:
         unit = _energy(doc["energy_unit"], None, "energy_unit", at(doc))
@@ -160,7 +167,7 @@ def spec_from_dict(doc: dict, source: str | None = None) -> HardwareSpec:
     try:
         arr = doc["array"]
         if not isinstance(arr, dict):
-            fail(doc, f"array must be a mapping, got {arr!r}")
+            fail(doc, f"array must be a mapping, got {short(arr)}")
         _check_keys(arr, ARRAY_FIELDS, "array", at(arr))
         if "pes" in arr and ("rows" in arr or "cols" in arr):
             fail(arr, "array: give either pes or rows and cols, not both")
@@ -178,7 +185,7 @@ def spec_from_dict(doc: dict, source: str | None = None) -> HardwareSpec:
 
         en = doc["energy"]
         if not isinstance(en, dict):
-            fail(doc, f"energy must be a mapping, got {en!r}")
+            fail(doc, f"energy must be a mapping, got {short(en)}")
         _check_keys(en, ENERGY_FIELDS, "energy", at(en))
         if "mac" not in en:
             fail(en, "energy: missing required field 'mac' (energy of one MAC, e.g. '0.2 pJ')")
@@ -193,14 +200,14 @@ def spec_from_dict(doc: dict, source: str | None = None) -> HardwareSpec:
         for name, cls in (("weight_format", WeightFormat), ("sparsity", Sparsity), ("policies", Policies)):
             sec = doc.get(name) or {}
             if not isinstance(sec, dict):
-                fail(doc, f"{name} must be a mapping, got {sec!r}")
+                fail(doc, f"{name} must be a mapping, got {short(sec)}")
             _check_keys(sec, SECTIONS[name], name, at(sec))
             for k, kind in SECTIONS[name].items():
                 if k in sec and kind == "bool" and not isinstance(sec[k], bool):
-                    fail(sec, f"{name}.{k} must be true or false, got {sec[k]!r}")
+                    fail(sec, f"{name}.{k} must be true or false, got {short(sec[k])}")
             sections[name] = cls(**sec)
         if not isinstance(doc["dataflow"], str):
-            fail(doc, f"dataflow must be a string, got {doc['dataflow']!r}")
+            fail(doc, f"dataflow must be a string, got {short(doc['dataflow'])}")
         return HardwareSpec(name=str(doc["name"]), array=array, levels=levels, energy=energy,
                             dataflow=doc["dataflow"], description=str(doc.get("description", "")),
                             source=source, **sections)
@@ -212,33 +219,39 @@ def spec_from_dict(doc: dict, source: str | None = None) -> HardwareSpec:
 
 
 def _check_keys(obj: dict, known: dict, what: str, where: str) -> None:
-    unknown = sorted(set(obj) - set(known))
+    unknown = sorted(set(obj) - set(known), key=str)
     if unknown:
-        raise SpecError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))} in {what} "
+        raise SpecError(f"{where}: unknown field(s) {_listed(unknown)} in {what} "
                         f"(expected: {', '.join(known)})")
+
+
+def _listed(names) -> str:
+    shown = ", ".join(short(n, 40) for n in names[:6])
+    return shown + (f" and {len(names) - 6} more" if len(names) > 6 else "")
 
 
 def _energy(value, unit: float | None, what: str, where: str) -> float:
     """An energy: a unit string ('5 pJ'), a number (joules) or a multiple of ``energy_unit`` ('6x')."""
     if isinstance(value, str) and value.strip().endswith("x"):
         if unit is None:
-            raise SpecError(f"{where}: {what}: {value!r} is relative; set energy_unit (e.g. '0.85 pJ') first")
+            raise SpecError(f"{where}: {what}: {short(value)} is relative; set energy_unit (e.g. '0.85 pJ') first")
         try:
-            return float(value.strip()[:-1]) * unit
+            factor = float(value.strip()[:-1]) if len(value) <= 100 else math.nan
         except ValueError:
-            raise SpecError(f"{where}: {what}: cannot parse {value!r} (expected e.g. '6x')") from None
+            raise SpecError(f"{where}: {what}: cannot parse {short(value, 40)} (expected e.g. '6x')") from None
+        return check_range(factor * unit, "joules", f"{where}: {what}", value)
     return parse_quantity(value, "joules", f"{where}: {what}")
 
 
 def _level(spec, unit, at) -> MemoryLevel:
     if not isinstance(spec, dict):
-        raise SpecError(f"memory: each level must be a mapping, got {spec!r}")
+        raise SpecError(f"memory: each level must be a mapping, got {short(spec)}")
     where = at(spec)
-    _check_keys(spec, LEVEL_FIELDS, f"memory level {spec.get('name', '?')!r}", where)
+    _check_keys(spec, LEVEL_FIELDS, f"memory level {short(spec.get('name', '?'))}", where)
     if "name" not in spec or "kind" not in spec:
         raise SpecError(f"{where}: a memory level needs 'name' and 'kind' (dram, sram, regfile, network)")
     name = spec["name"]
-    what = f"memory level {name!r}"
+    what = f"memory level {short(name)}"
     word_bits = spec.get("word_bits", 8)
     kwargs = {"name": str(name), "kind": spec["kind"], "word_bits": word_bits}
     if "holds" in spec:
@@ -246,7 +259,7 @@ def _level(spec, unit, at) -> MemoryLevel:
         if isinstance(holds, str):
             holds = [holds]
         if not isinstance(holds, list):
-            raise SpecError(f"{where}: {what}: holds must be a list of operands, got {holds!r}")
+            raise SpecError(f"{where}: {what}: holds must be a list of operands, got {short(holds)}")
         kwargs["holds"] = tuple(holds)
     elif spec["kind"] in ("sram", "regfile"):
         raise SpecError(f"{where}: {what}: on-chip buffer needs 'holds' (which of weights, inputs, outputs)")
@@ -262,7 +275,7 @@ def _level(spec, unit, at) -> MemoryLevel:
         if "read_energy" in spec or "write_energy" in spec:
             raise SpecError(f"{where}: {what}: give energy_per_bit or read_energy/write_energy, not both")
         if isinstance(word_bits, bool) or not isinstance(word_bits, int):
-            raise SpecError(f"{where}: {what}: word_bits must be a positive integer, got {word_bits!r}")
+            raise SpecError(f"{where}: {what}: word_bits must be a positive integer, got {short(word_bits)}")
         per_bit = parse_quantity(spec["energy_per_bit"], "joules_per_bit", f"{where}: {what}: energy_per_bit")
         kwargs["read_energy_j"] = kwargs["write_energy_j"] = per_bit * word_bits
     for k in ("read_energy", "write_energy"):

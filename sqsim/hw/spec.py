@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import SpecError
+from ..errors import SpecError, short
 
 OPERANDS = ("weights", "inputs", "outputs")
 LEVEL_KINDS = ("dram", "sram", "regfile", "network")
@@ -21,6 +21,17 @@ ACTIVATION_POLICIES = ("dram", "on_chip")
 
 def _fail(owner: str, msg: str):
     raise SpecError(f"{owner}: {msg}")
+
+
+def _bad_count(v, limit: str = "dim") -> bool:
+    """Not a positive integer within sqsim's limit ``limit`` (:mod:`sqsim.limits`)."""
+    from ..limits import current
+    return isinstance(v, bool) or not isinstance(v, int) or v <= 0 or v > getattr(current(), limit)
+
+
+def _count_range(limit: str = "dim") -> str:
+    from ..limits import current
+    return f"a positive integer up to {getattr(current(), limit):,}"
 
 
 @dataclass(frozen=True)
@@ -45,12 +56,12 @@ class ArraySpec:
     def __post_init__(self):
         for name in ("rows", "cols", "macs_per_pe_per_cycle", "datapath_bits"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                _fail(f"array.{name}", f"must be a positive integer, got {v!r}")
+            if _bad_count(v):
+                _fail(f"array.{name}", f"must be {_count_range()}, got {short(v)}")
         if self.datapath_bits % 8:
             _fail("array.datapath_bits", f"must be a multiple of 8, got {self.datapath_bits}")
         if not self.clock_hz > 0:
-            _fail("clock", f"must be positive, got {self.clock_hz!r}")
+            _fail("clock", f"must be positive, got {short(self.clock_hz)}")
 
     @property
     def pes(self) -> int:
@@ -102,32 +113,32 @@ class MemoryLevel:
     write_energy_j: float = 0.0
 
     def __post_init__(self):
-        owner = f"memory level {self.name!r}"
+        owner = f"memory level {short(self.name)}"
         if self.kind not in LEVEL_KINDS:
-            _fail(owner, f"unknown kind {self.kind!r} (expected one of {', '.join(LEVEL_KINDS)})")
+            _fail(owner, f"unknown kind {short(self.kind)} (expected one of {', '.join(LEVEL_KINDS)})")
         for op in self.holds:
             if op not in OPERANDS:
-                _fail(owner, f"unknown operand {op!r} in 'holds' (expected {', '.join(OPERANDS)})")
+                _fail(owner, f"unknown operand {short(op)} in 'holds' (expected {', '.join(OPERANDS)})")
         if self.kind in ("sram", "regfile"):
             if self.capacity_bytes is None:
                 _fail(owner, "capacity is required for an on-chip buffer")
             if not self.capacity_bytes > 0:
-                _fail(owner, f"capacity must be positive, got {self.capacity_bytes!r} bytes")
+                _fail(owner, f"capacity must be positive, got {short(self.capacity_bytes)} bytes")
             if not self.holds:
                 _fail(owner, "an on-chip buffer must hold at least one operand ('holds')")
         for name in ("instances", "word_bits", "banks"):
             v = getattr(self, name)
             if name == "banks" and v is None:
                 continue
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                _fail(owner, f"{name} must be a positive integer, got {v!r}")
+            if _bad_count(v):
+                _fail(owner, f"{name} must be {_count_range()}, got {short(v)}")
         if self.bandwidth_bytes_per_s is not None and not self.bandwidth_bytes_per_s > 0:
-            _fail(owner, f"bandwidth must be positive, got {self.bandwidth_bytes_per_s!r}")
+            _fail(owner, f"bandwidth must be positive, got {short(self.bandwidth_bytes_per_s)}")
         if self.kind == "dram" and self.bandwidth_bytes_per_s is None:
             _fail(owner, "DRAM needs a bandwidth (e.g. '4.2 GB/s')")
         for name in ("read_energy_j", "write_energy_j"):
             if getattr(self, name) < 0:
-                _fail(owner, f"{name[:-2]} must not be negative, got {getattr(self, name)!r}")
+                _fail(owner, f"{name[:-2]} must not be negative, got {short(getattr(self, name))}")
 
     @property
     def on_chip(self) -> bool:
@@ -170,7 +181,7 @@ class EnergyTable:
     def __post_init__(self):
         for name in ("mac_j", "codebook_lookup_j", "index_decode_j"):
             if getattr(self, name) < 0:
-                _fail(f"energy.{name[:-2]}", f"must not be negative, got {getattr(self, name)!r}")
+                _fail(f"energy.{name[:-2]}", f"must not be negative, got {short(getattr(self, name))}")
 
 
 @dataclass(frozen=True)
@@ -194,7 +205,7 @@ class WeightFormat:
         for name in ("code_bits", "index_bits", "pointer_bits"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 16):
-                _fail(f"weight_format.{name}", f"must be an integer in 1..16, got {v!r}")
+                _fail(f"weight_format.{name}", f"must be an integer in 1..16, got {short(v)}")
 
 
 @dataclass(frozen=True)
@@ -233,10 +244,10 @@ class Policies:
     activations: str = "dram"
 
     def __post_init__(self):
-        if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch <= 0:
-            _fail("policies.batch", f"must be a positive integer, got {self.batch!r}")
+        if _bad_count(self.batch, "batch"):
+            _fail("policies.batch", f"must be {_count_range('batch')}, got {short(self.batch)}")
         if self.activations not in ACTIVATION_POLICIES:
-            _fail("policies.activations", f"unknown policy {self.activations!r} "
+            _fail("policies.activations", f"unknown policy {short(self.activations)} "
                                           f"(expected one of {', '.join(ACTIVATION_POLICIES)})")
 
 
@@ -270,7 +281,7 @@ class HardwareSpec:
 
     def __post_init__(self):
         if self.dataflow not in DATAFLOW_NAMES:
-            _fail("dataflow", f"unknown dataflow {self.dataflow!r} (expected one of {', '.join(DATAFLOW_NAMES)})")
+            _fail("dataflow", f"unknown dataflow {short(self.dataflow)} (expected one of {', '.join(DATAFLOW_NAMES)})")
         if not self.levels:
             _fail("memory", "no memory levels: need a DRAM level and at least one on-chip buffer")
         names = [l.name for l in self.levels]
@@ -285,13 +296,13 @@ class HardwareSpec:
             _fail("memory", "missing level: no on-chip buffer (kind sram or regfile)")
         for op in OPERANDS:
             if self.backing_level(op) is None:
-                _fail("memory", f"operand {op!r} has no on-chip buffer: no sram/regfile level lists it in "
+                _fail("memory", f"operand {short(op)} has no on-chip buffer: no sram/regfile level lists it in "
                                 f"'holds'")
         if self.policies.activations == "on_chip" and self.activation_level() is None:
             _fail("policies.activations", f"on_chip needs one on-chip buffer holding both inputs and outputs, "
                                           f"so that a layer's output can be read in place by its consumers; "
-                                          f"here inputs are backed by {self.backing_level('inputs').name!r} "
-                                          f"and outputs by {self.backing_level('outputs').name!r} (use 'dram')")
+                                          f"here inputs are backed by {short(self.backing_level('inputs').name)} "
+                                          f"and outputs by {short(self.backing_level('outputs').name)} (use 'dram')")
 
     # --- derived views ------------------------------------------------------------------------
     @property
@@ -302,7 +313,7 @@ class HardwareSpec:
         for l in self.levels:
             if l.name == name:
                 return l
-        raise SpecError(f"hardware {self.name!r} has no memory level {name!r}")
+        raise SpecError(f"hardware {short(self.name)} has no memory level {short(name)}")
 
     def backing_level(self, operand: str) -> MemoryLevel | None:
         """The outermost on-chip level holding ``operand``: what DRAM fills and tiles are sized for."""
