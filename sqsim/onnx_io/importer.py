@@ -17,11 +17,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import FormatError, GraphError, UnsupportedOpError
+from ..errors import FormatError, GraphError, UnsupportedOpError, short
+from ..limits import check, check_file, check_memory
 from ..ir.graph import Graph
 from ..ir.layer import WEIGHTED_OPS, Compression, Layer
 from ..ir.shapes import infer
 from ..weights import LayerWeights, check_weights
+from .external import model_folder, resolve_external_data, tensor_bytes
 from .model import COMPRESSION_KEY, FLATTEN_LAYER_DOC, ROUNDING_DOC, OnnxModel
 from .pooling import onnx_axis_matches_caffe, onnx_pool_size
 
@@ -30,6 +32,23 @@ class _Tensor(NamedTuple):
     """An activation tensor: the sqsim layer that computes it and its ONNX rank (4 NCHW, 2 NC)."""
     layer: str
     rank: int
+
+
+def _array(t, where: str) -> np.ndarray:
+    """A TensorProto's values, its declared size checked first; external data must have been read
+    in already (:func:`~sqsim.onnx_io.external.resolve_external_data`), so no file is opened here."""
+    from onnx import TensorProto, numpy_helper
+    if t.data_location == TensorProto.EXTERNAL:
+        raise FormatError(f"{where}: refers to external data that was not resolved inside the model's folder")
+    try:
+        nbytes = tensor_bytes(t)
+    except ValueError as e:
+        raise FormatError(f"{where}: {e}") from None
+    check_memory(nbytes, where)
+    try:
+        return numpy_helper.to_array(t)
+    except (ValueError, TypeError) as e:
+        raise FormatError(f"{where}: its data does not match its dims {short(list(t.dims))} ({e})") from None
 
 
 def _label(node) -> str:
@@ -55,6 +74,7 @@ class _Importer:
         self._consts: dict[str, np.ndarray] = {}
         self.graph_output_names = [o.name for o in g.output]
         self.graph_inputs = [i for i in g.input if i.name not in self._tensor_protos]
+        check("layers", len(g.node), f"{source}: nodes")
         for node in g.node:
             if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
                 self._constant_node(node)
@@ -80,13 +100,8 @@ class _Importer:
 
     def const_value(self, name: str) -> np.ndarray:
         if name not in self._consts:
-            from onnx import numpy_helper
             t = self._tensor_protos[name]
-            try:
-                self._consts[name] = numpy_helper.to_array(t)
-            except (ValueError, TypeError) as e:
-                raise FormatError(f"{self.source}: initializer {name!r}: its data does not match its "
-                                  f"dims {list(t.dims)} ({e})") from None
+            self._consts[name] = _array(t, f"{self.source}: initializer {short(name)}")
         return self._consts[name]
 
     def const(self, node, i: int, what: str, required: bool = True) -> np.ndarray | None:
@@ -167,13 +182,9 @@ class _Importer:
 
     # --- graph structure ---------------------------------------------------------------------
     def _constant_node(self, node) -> None:
-        from onnx import numpy_helper
         a = {x.name: x for x in node.attribute}
         if "value" in a:
-            try:
-                value = numpy_helper.to_array(a["value"].t)
-            except (ValueError, TypeError) as e:
-                raise FormatError(f"{self.where(node)}: its value does not match its dims ({e})") from None
+            value = _array(a["value"].t, self.where(node))
         elif "value_float" in a:
             value = np.array(a["value_float"].f, dtype=np.float32)
         elif "value_floats" in a:
@@ -668,6 +679,7 @@ def load_onnx(path) -> OnnxModel:
     """
     import onnx
     path = Path(path)
+    check_file(path, "binary")
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -675,12 +687,9 @@ def load_onnx(path) -> OnnxModel:
     try:
         model = onnx.load_model_from_string(data)
     except Exception as e:  # protobuf DecodeError and friends: the file is not a model
-        raise FormatError(f"{path}: not a readable ONNX model ({type(e).__name__}: {e})") from None
+        raise FormatError(f"{path}: not a readable ONNX model ({type(e).__name__}: {short(str(e), 200)})") from None
     if not model.graph.node and not model.graph.input:
         raise FormatError(f"{path}: not an ONNX model (no graph)")
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
-        try:
-            onnx.load_external_data_for_model(model, str(path.parent))
-        except Exception as e:  # OSError, or onnx's own error for a location outside the model's folder
-            raise FormatError(f"{path}: cannot read the model's external weight data ({e})") from None
+    # every external-data reference (initializers, Constant nodes, subgraphs), from the model's folder only
+    resolve_external_data(model, model_folder(path), str(path))
     return model_from_proto(model, source=str(path))
