@@ -18,8 +18,9 @@ yaml_nodes         200,000               nodes in one YAML document, an alias co
 nesting            64                    nesting depth of YAML collections, prototxt blocks and
                                          ONNX subgraphs
 layers             10,000                layers of one network
-dim                2,147,483,647         any one integer attribute of a layer (channels, height,
-                                         width, kernel, stride, pad, groups)
+dim                16,777,216            any one integer attribute of a layer (channels, height,
+                                         width, kernel, stride, pad, groups) or of a hardware
+                                         model (rows, columns, word bits, banks)
 tensor_elements    2,147,483,647         one tensor per sample: a layer's weights, its input or
                                          its output
 layer_macs         2**44                 multiply-accumulates of one layer per sample
@@ -51,7 +52,7 @@ class Limits:
     yaml_nodes: int = 200_000
     nesting: int = 64
     layers: int = 10_000
-    dim: int = 2 ** 31 - 1
+    dim: int = 2 ** 24
     tensor_elements: int = 2 ** 31 - 1
     layer_macs: int = 2 ** 44
     batch: int = 65_536
