@@ -56,7 +56,8 @@ def short(value, limit: int = 80) -> str:
         _SHORT = reprlib.Repr()
         _SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxdict = 3, 6, 6, 6
         _SHORT.maxset = _SHORT.maxfrozenset = _SHORT.maxdeque = _SHORT.maxarray = 6
-        _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = limit, limit, 40
+        _SHORT.maxlong = 40
+    _SHORT.maxstring = _SHORT.maxother = limit
     try:
         text = _SHORT.repr(value)
     except ValueError:  # an integer too long for str() (over 4,300 digits)
