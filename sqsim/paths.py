@@ -132,12 +132,16 @@ def check_output_path(path, what: str = "output") -> Path:
     if not text or not text.strip():
         raise OutputError(f"the {what} path is empty: give a file name (e.g. -o out.yaml)")
     p = Path(text)
-    if text.endswith(os.sep) or p.is_dir():
-        raise OutputError(f"{text}: is a directory; give a file name for the {what}")
-    folder = p.parent
-    if not folder.is_dir():
-        raise OutputError(f"{text}: cannot write the {what}: folder {str(folder)!r} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
+    try:
+        if text.endswith(os.sep) or p.is_dir():
+            raise OutputError(f"{text}: is a directory; give a file name for the {what}")
+        folder = p.parent
+        if not folder.is_dir():
+            raise OutputError(f"{text}: cannot write the {what}: folder {str(folder)!r} does not exist")
+        writable = os.access(folder, os.W_OK | os.X_OK)
+    except (OSError, ValueError) as e:   # a name too long, a symlink loop, a NUL byte
+        raise OutputError(f"{text[:200]}: cannot write the {what} ({getattr(e, 'strerror', None) or e})") from None
+    if not writable:
         raise OutputError(f"{text}: cannot write the {what}: folder {str(folder)!r} is not writable")
     return p
 

@@ -83,14 +83,19 @@ class _LineLoader(yaml.SafeLoader):
 
 def _construct_mapping(loader, node):
     seen = {}
-    for key_node, _ in node.value:
-        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+    for key_node, _ in node.value:   # the keys written here (a merge's keys may be overridden)
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise _Refused("a mapping key must be a plain value, not a list or a mapping", key_node.start_mark)
+        if key_node.tag != "tag:yaml.org,2002:merge":
             key = (key_node.tag, key_node.value)
             if key in seen:
                 raise _Refused(f"duplicate key {_quote(key_node.value)} (first on line {seen[key]}); each key may "
                                f"appear once in a mapping", key_node.start_mark)
             seen[key] = key_node.start_mark.line + 1
     loader.flatten_mapping(node)
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise _Refused("a mapping key must be a plain value, not a list or a mapping", key_node.start_mark)
     m = LineMap(loader.construct_pairs(node))
     m.line = node.start_mark.line + 1
     return m

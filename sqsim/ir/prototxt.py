@@ -108,7 +108,9 @@ def parse(text: str, source: str = "<prototxt>") -> Message:
             # adjacent string literals concatenate
             return s
         if tok.kind == "number":
-            t = tok.text.rstrip("fF")
+            t = tok.text   # a float suffix f (1.5f), but the f of inf is the word's own
+            if t[-1] in "fF" and not t.lower().endswith("inf"):
+                t = t[:-1]
             if len(t) > MAX_NUMBER_CHARS:
                 fail(f"a number written with {len(t):,} characters is too long (at most {MAX_NUMBER_CHARS})", tok)
             if re.fullmatch(r"[-+]?\d+", t):

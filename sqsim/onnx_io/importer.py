@@ -319,8 +319,11 @@ def _spatial_attrs(imp, node, a, kernel) -> tuple[tuple[int, int], list[int]]:
     strides = _ints(a.get("strides"), 2, 1)
     pads = [0, 0, 0, 0] if auto_pad == "VALID" else _ints(a.get("pads"), 4, 0)
     if len(strides) != 2 or len(pads) != 4 or len(kernel) != 2:
-        raise UnsupportedOpError(f"{imp.where(node)}: only 2-D windows are supported (kernel {list(kernel)}, "
-                                 f"strides {strides}, pads {pads})")
+        raise UnsupportedOpError(f"{imp.where(node)}: only 2-D windows are supported (kernel {short(list(kernel))}, "
+                                 f"strides {short(strides)}, pads {short(pads)})")
+    if min(kernel) < 1 or min(strides) < 1 or min(pads) < 0:
+        raise GraphError(f"{imp.where(node)}: kernel {list(kernel)} and strides {strides} must be positive, pads "
+                         f"{pads} non-negative")
     return (strides[0], strides[1]), pads
 
 
