@@ -23,11 +23,20 @@ _COMMAND_MODULES = ("sqsim.cli_info", "sqsim.cli_compress", "sqsim.cli_analyze",
                     "sqsim.cli_run")
 
 
+_BREAKS = re.compile("[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
+
+
+def one_line(message: str) -> str:
+    """``message`` with anything that would start a new line escaped (names from files may hold
+    control characters), so that an error is always exactly one line."""
+    return _BREAKS.sub(lambda m: repr(m.group())[1:-1], message)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (``sqsim analyze: error: ...``), long values shortened."""
 
     def error(self, message):
-        message = re.sub(r"'([^']{60})[^']{4,}'", r"'\1...'", message)
+        message = one_line(re.sub(r"'([^']{60})[^']{4,}'", r"'\1...'", message))
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -109,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         with overridden(memory=getattr(args, "max_memory", None)):
             return int(args.func(args) or 0)
     except SqsimError as e:
-        print(f"sqsim: error: {e}", file=sys.stderr)
+        print(f"sqsim: error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0

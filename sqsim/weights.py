@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,7 +152,8 @@ def load_npz(path) -> dict:
             arrays = {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise FormatError(f"{path}: no such file") from None
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError, zlib.error,
+            struct.error) as e:   # what zipfile and numpy raise for a damaged or unusual archive
         raise FormatError(f"{path}: not a readable .npz weights file ({short(str(e), 200)})") from None
     out: dict = {}
     for key in arrays:

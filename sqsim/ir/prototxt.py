@@ -300,7 +300,7 @@ def from_message(net: Message, source: str = "<prototxt>", rename: dict | None =
         if not isinstance(cname, str) or not isinstance(ctype, str):
             raise SpecError(f"{source}:{line}: a layer needs a string name and type")
         name = rename.get(cname, cname)
-        where = f"{source}:{line}: layer {short(cname, 60)} ({ctype[:40]})"
+        where = f"{source}:{line}: layer {short(cname, 60)} ({short(ctype, 40)[1:-1]})"
         phase = [inc.get("phase") if isinstance(inc, Message) else None for inc in msg.get_all("include")]
         if "TRAIN" in phase:
             continue  # training-only layers do not exist at inference
