@@ -118,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         with overridden(memory=getattr(args, "max_memory", None)):
             return int(args.func(args) or 0)
     except SqsimError as e:
-        print(f"sqsim: error: {one_line(str(e))}", file=sys.stderr)
+        message = one_line(str(e))
+        if len(message) > 1000:   # readers quote short prefixes; this bounds whatever slips through
+            message = message[:990] + " [...]"
+        print(f"sqsim: error: {message}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0

@@ -213,8 +213,9 @@ def summary(results: list[dict], memory_bound: int = GIB, timeout: float = 10.0)
         by[r["outcome"]] = by.get(r["outcome"], 0) + 1
     kinds = {}
     for r in results:
-        k = kinds.setdefault(r["kind"], {"inputs": 0, "ok": 0, "error": 0})
+        k = kinds.setdefault(r["kind"], {"inputs": 0, "ok": 0, "error": 0, "seconds": 0.0})
         k["inputs"] += 1
+        k["seconds"] += r["seconds"]
         if r["outcome"] in ("ok", "error"):
             k[r["outcome"]] += 1
     return {
@@ -229,4 +230,6 @@ def summary(results: list[dict], memory_bound: int = GIB, timeout: float = 10.0)
         "peak_rss_mib": max((r["peak_rss"] for r in results), default=0) / 2 ** 20,
         "slowest_s": max((r["seconds"] for r in results), default=0.0),
         "kinds": kinds,
+        "slowest": [(round(r["seconds"], 2), r["kind"], " ".join(r["argv"])[:160])
+                    for r in sorted(results, key=lambda r: -r["seconds"])[:5]],
     }

@@ -206,6 +206,9 @@ def spec_from_dict(doc: dict, source: str | None = None) -> HardwareSpec:
                 if k in sec and kind == "bool" and not isinstance(sec[k], bool):
                     fail(sec, f"{name}.{k} must be true or false, got {short(sec[k])}")
             sections[name] = cls(**sec)
+        for key in ("name", "description"):
+            if key in doc and not isinstance(doc[key], str):
+                fail(doc, f"{key} must be a string, got {short(doc[key])}")
         if not isinstance(doc["dataflow"], str):
             fail(doc, f"dataflow must be a string, got {short(doc['dataflow'])}")
         return HardwareSpec(name=str(doc["name"]), array=array, levels=levels, energy=energy,
@@ -252,6 +255,8 @@ def _level(spec, unit, at) -> MemoryLevel:
         raise SpecError(f"{where}: a memory level needs 'name' and 'kind' (dram, sram, regfile, network)")
     name = spec["name"]
     what = f"memory level {short(name)}"
+    if not isinstance(name, str):
+        raise SpecError(f"{where}: {what}: name must be a string")
     word_bits = spec.get("word_bits", 8)
     kwargs = {"name": str(name), "kind": spec["kind"], "word_bits": word_bits}
     if "holds" in spec:
