@@ -54,8 +54,10 @@ def _check_batch(batch, plot=None):
         raise SpecError(f"--batch must be a positive integer up to {current().batch:,} (batch limit; "
                         f"SQSIM_MAX_BATCH raises it), got {batch}")
     if plot is not None:
+        from .analysis.plots import plot_suffix
         from .paths import check_output_path
         check_output_path(plot, "plot")
+        plot_suffix(plot)
 
 
 def cmd_analyze(args) -> int:

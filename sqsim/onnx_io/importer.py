@@ -46,9 +46,12 @@ def _array(t, where: str) -> np.ndarray:
         raise FormatError(f"{where}: {e}") from None
     check_memory(nbytes, where)
     try:
-        return numpy_helper.to_array(t)
+        a = numpy_helper.to_array(t)
     except (ValueError, TypeError) as e:
         raise FormatError(f"{where}: its data does not match its dims {short(list(t.dims))} ({e})") from None
+    if a.dtype.kind in "fc" and not np.all(np.isfinite(a)):   # weights, biases, scales: never NaN or infinite
+        raise FormatError(f"{where}: contains NaN or infinity")
+    return a
 
 
 def _label(node) -> str:
@@ -303,6 +306,13 @@ def _ints(v, n, default):
     return list(v) if v is not None else [default] * n
 
 
+def _finite_attrs(imp, node, a: dict, *names) -> None:
+    for name in names:
+        v = a.get(name, 0.0)
+        if not isinstance(v, (int, float)) or not np.isfinite(v):
+            raise GraphError(f"{imp.where(node)}: attribute {name} must be a finite number, got {short(v)}")
+
+
 def _need_rank4(imp, node, t: _Tensor):
     if t.rank != 4:
         raise UnsupportedOpError(f"{imp.where(node)}: expects a 4-D NCHW input, got a 2-D one")
@@ -377,6 +387,7 @@ def _gemm(imp, node):
     c = imp.const(node, 2, "bias", required=False)
     if w.ndim != 2:
         raise GraphError(f"{imp.where(node)}: weight initializer {wname!r} has shape {list(w.shape)}; expected 2-D")
+    _finite_attrs(imp, node, a, "alpha", "beta")
     w = (w if a.get("transB", 0) else w.T).astype(np.float32) * np.float32(a.get("alpha", 1.0))
     out = int(w.shape[0])
     if c is not None:
@@ -599,6 +610,9 @@ def _batchnorm(imp, node):
         params.append(v.astype(np.float64))
     scale, shift, mean, var = params
     # y = scale * (conv(x) + b - mean) / sqrt(var + eps) + shift, folded into the conv's w and b
+    _finite_attrs(imp, node, a, "epsilon")
+    if not np.all(var + float(a.get("epsilon", 1e-5)) > 0):
+        raise GraphError(f"{imp.where(node)}: var + epsilon must be positive for every channel")
     s = scale / np.sqrt(var + float(a.get("epsilon", 1e-5)))
     lw = imp.weights[layer.name]
     b = lw.bias.astype(np.float64) if lw.bias is not None else np.zeros(n)
