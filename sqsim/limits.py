@@ -63,6 +63,9 @@ class Limits:
 DEFAULTS = Limits()
 _UNITS = {"memory": "bytes", "text_bytes": "bytes"}
 _override: dict = {}
+_NAMES = tuple(f.name for f in fields(Limits))
+_ENV_NAMES = tuple(f"SQSIM_MAX_{name.upper()}" for name in _NAMES)
+_CACHE: dict = {}
 
 
 def env_name(name: str) -> str:
@@ -94,13 +97,20 @@ def parse_limit(name: str, text, source: str) -> int:
 
 def current() -> Limits:
     """The limits in force: the defaults, then ``SQSIM_MAX_*`` variables, then overrides."""
-    values = {}
-    for f in fields(Limits):
-        env = os.environ.get(env_name(f.name))
-        if env is not None and env.strip():
-            values[f.name] = parse_limit(f.name, env, env_name(f.name))
-    values.update(_override)
-    return replace(DEFAULTS, **values) if values else DEFAULTS
+    key = tuple(map(os.environ.get, _ENV_NAMES))
+    if _override:
+        key += tuple(_override.items())
+    limits = _CACHE.get(key)
+    if limits is None:
+        values = {}
+        for name, text in zip(_NAMES, key):
+            if text is not None and text.strip():
+                values[name] = parse_limit(name, text, env_name(name))
+        values.update(_override)
+        if len(_CACHE) > 64:
+            _CACHE.clear()
+        limits = _CACHE[key] = replace(DEFAULTS, **values) if values else DEFAULTS
+    return limits
 
 
 @contextlib.contextmanager

@@ -26,6 +26,10 @@ from .errors import LimitError, SpecError
 MAX_INT_DIGITS = 100  # far beyond any count sqsim takes; Python refuses str->int past 4,300
 
 
+class YamlSyntaxError(SpecError):
+    """Text that is not YAML at all (as opposed to YAML that breaks one of sqsim's rules)."""
+
+
 class LineMap(dict):
     """A mapping from YAML that knows the (1-based) line it started on."""
     line: int | None = None
@@ -148,7 +152,7 @@ def load_yaml(text: str, source: str, problem: str = "malformed YAML"):
         raise LimitError(f"{source}: YAML nested too deeply") from None
     except yaml.YAMLError as e:
         detail = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise SpecError(f"{source}{_line(e)}: {problem}: {detail}") from None
+        raise YamlSyntaxError(f"{source}{_line(e)}: {problem}: {detail}") from None
 
 
 def read_yaml(path, what: str = "YAML file", problem: str = "malformed YAML"):

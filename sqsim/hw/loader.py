@@ -25,9 +25,9 @@ import copy
 import math
 from pathlib import Path
 
-from ..errors import LimitError, SpecError, short
+from ..errors import SpecError, short
 from ..units import check_range, parse_quantity
-from ..yamltext import load_yaml, read_yaml
+from ..yamltext import YamlSyntaxError, load_yaml, read_yaml
 from .spec import (ArraySpec, EnergyTable, HardwareSpec, MemoryLevel, Policies, Sparsity, WeightFormat)
 
 # Known fields per section: name -> kind of value ("int", "bool", "str", "list", or a unit dimension).
@@ -98,12 +98,10 @@ def _override_value(raw: str, where: str):
         return ""
     try:
         return load_yaml(raw, where)
-    except LimitError:
-        raise
+    except YamlSyntaxError:
+        return raw
     except SpecError as e:
-        if "malformed YAML" in str(e):
-            return raw
-        raise SpecError(str(e).replace(f"{where}:1:", f"{where}:", 1)) from None
+        raise type(e)(str(e).replace(f"{where}:1:", f"{where}:", 1)) from None
 
 
 def apply_overrides(doc: dict, overrides: list[tuple[str, object]], source: str) -> dict:
