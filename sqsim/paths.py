@@ -142,7 +142,12 @@ def check_output_path(path, what: str = "output") -> Path:
     except (OSError, ValueError) as e:   # a name too long, a symlink loop, a NUL byte
         raise OutputError(f"{text[:200]}: cannot write the {what} ({getattr(e, 'strerror', None) or e})") from None
     if not writable:
-        raise OutputError(f"{text}: cannot write the {what}: folder {str(folder)!r} is not writable")
+        try:
+            read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+        except OSError:
+            read_only = False
+        raise OutputError(f"{text}: cannot write the {what}: folder {str(folder)!r} is "
+                          f"{'on a read-only file system' if read_only else 'not writable'}")
     return p
 
 

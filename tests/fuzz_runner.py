@@ -1,7 +1,9 @@
 """The fuzz harness's runner: many inputs through ``sqsim.cli.main``, each bounded in time and memory.
 
-Inputs run in-process (``main(argv)``, stdout and stderr captured) in forked worker processes, so
-that thousands fit a CI budget while one input's hang or memory cannot take the harness down:
+Inputs run in-process (``main(argv)``, stdout and stderr captured) in worker processes forked
+from a small fresh server process (multiprocessing's ``forkserver``, with sqsim and the real files
+preloaded), so that thousands fit a CI budget, a worker's memory does not include what earlier
+tests left in pytest's process, and one input's hang or memory cannot take the harness down:
 
 * time: ``signal.alarm`` in the worker stops an input after ``timeout`` seconds (a hang); the
   parent kills a worker that does not answer within ``timeout + 5`` seconds and starts another;
@@ -135,12 +137,17 @@ def _worker(conn, make_case, timeout: float, memory_bound: int, env: dict):
 
 
 def run_all(make_case, indices, workers: int = 2, timeout: float = 10.0, memory_bound: int = GIB,
-            env: dict | None = None, wall_budget: float | None = None, progress=None) -> list[dict]:
-    """Run ``make_case(i)`` for every index on ``workers`` forked processes; results in index order.
+            env: dict | None = None, wall_budget: float | None = None, progress=None,
+            preload: tuple = ()) -> list[dict]:
+    """Run ``make_case(i)`` for every index on ``workers`` processes; results in index order.
 
-    ``wall_budget`` (seconds) stops handing out inputs when reached (the results say how many ran).
+    ``make_case`` must be picklable (a module-level function or a ``functools.partial`` of one);
+    ``preload`` names modules the fork server imports once.  ``wall_budget`` (seconds) stops handing
+    out inputs when reached (the results say how many ran).
     """
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("forkserver")
+    if preload:
+        ctx.set_forkserver_preload(list(preload))
     env = dict(env or {})
     pending = list(indices)[::-1]
     results, start = [], time.monotonic()

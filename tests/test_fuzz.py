@@ -12,6 +12,7 @@ path the harness uses gives the same exit code and stderr.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -31,6 +32,11 @@ MEMORY_BOUND = fuzz_runner.GIB
 # The memory budget inside the harness: the refusals it triggers keep every input well under the
 # 1 GiB bound even where a command holds a few copies of what it was allowed to allocate.
 ENV = {"SQSIM_MAX_MEMORY": "128MiB", "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+
+
+# imported once by the fork server that starts the workers (tests.fuzz_preload also reads the real files)
+PRELOAD = ("sqsim.cli", "sqsim.analysis.network", "sqsim.compress", "sqsim.onnx_io", "sqsim.exec.preprocess",
+           "sqsim.ir.openvino", "sqsim.hw", "onnx", "PIL.Image", "tests.fuzz_preload")
 
 
 def _inputs(request) -> int:
@@ -70,11 +76,10 @@ def _report(results, figures, elapsed) -> str:
 
 
 def test_fuzz_every_format_and_command(request):
-    _preload()
     n = _inputs(request)
     start = time.monotonic()
-    results = fuzz_runner.run_all(_make, range(n), workers=2, timeout=TIMEOUT_S, memory_bound=MEMORY_BOUND,
-                                  env=ENV)
+    results = fuzz_runner.run_all(functools.partial(fuzz_cases.make_case, SEED), range(n), workers=2,
+                                  timeout=TIMEOUT_S, memory_bound=MEMORY_BOUND, env=ENV, preload=PRELOAD)
     elapsed = time.monotonic() - start
     figures = fuzz_runner.summary(results, MEMORY_BOUND, TIMEOUT_S)
     report = _report(results, figures, elapsed)

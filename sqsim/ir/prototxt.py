@@ -254,6 +254,96 @@ def _shape_from(msg, where: str) -> tuple[int, int, int]:
     return (_int(dims[1], "dim"), _int(dims[2], "dim"), _int(dims[3], "dim"))
 
 
+def _convert(msg: Message, ctype: str, name: str, ins: tuple, where: str, source: str, line: int) -> Layer:
+    """The IR layer of one supported Caffe layer (its inputs ``ins`` already resolved)."""
+    if ctype == "Input":
+        p = _param(msg, "input_param")
+        return Layer(name, "input", shape=_shape_from(p.get("shape") or Message(line=line), source))
+    elif ctype == "Convolution":
+        p = _param(msg, "convolution_param")
+        if "num_output" not in p.names():
+            raise SpecError(f"{where}: convolution_param.num_output is required")
+        dil = p.get_all("dilation")
+        if any(_int(d, "dilation") != 1 for d in dil):
+            raise UnsupportedOpError(f"{where}: dilation {short(dil)} is not supported (only 1)")
+        return Layer(name, "conv2d", ins, out_channels=_int(p.get("num_output"), "num_output"),
+                     kernel=_hw(p, "kernel", None, source, line), stride=_hw(p, "stride", (1, 1), source, line),
+                     pad=_hw(p, "pad", (0, 0), source, line), groups=_int(p.get("group", 1), "group"),
+                     bias=_bool(p.get("bias_term", True), "bias_term"))
+    elif ctype == "Pooling":
+        p = _param(msg, "pooling_param")
+        kind = p.get("pool", "MAX")
+        if _bool(p.get("global_pooling", False), "global_pooling"):
+            if kind != "AVE":
+                raise UnsupportedOpError(f"{where}: global {short(kind)} pooling is not supported (only AVE)")
+            return Layer(name, "global_avgpool", ins)
+        else:
+            if kind not in ("MAX", "AVE"):
+                raise UnsupportedOpError(f"{where}: pool {short(kind)} is not supported (MAX or AVE)")
+            return Layer(name, "maxpool" if kind == "MAX" else "avgpool", ins,
+                         kernel=_hw(p, "kernel", None, source, line), stride=_hw(p, "stride", (1, 1), source, line),
+                         pad=_hw(p, "pad", (0, 0), source, line),
+                         ceil_mode=p.get("round_mode", "CEIL") == "CEIL")
+    elif ctype == "ReLU":
+        p = _param(msg, "relu_param")
+        if _float(p.get("negative_slope", 0), "negative_slope") != 0:
+            raise UnsupportedOpError(f"{where}: leaky ReLU (negative_slope) is not supported")
+        return Layer(name, "relu", ins)
+    elif ctype == "LRN":
+        p = _param(msg, "lrn_param")
+        if p.get("norm_region", "ACROSS_CHANNELS") != "ACROSS_CHANNELS":
+            raise UnsupportedOpError(f"{where}: only ACROSS_CHANNELS LRN is supported")
+        return Layer(name, "lrn", ins, local_size=_int(p.get("local_size", 5), "local_size"),
+                     alpha=_float(p.get("alpha", 1.0), "alpha"),
+                     beta=_float(p.get("beta", 0.75), "beta"), k=_float(p.get("k", 1.0), "k"))
+    elif ctype == "InnerProduct":
+        p = _param(msg, "inner_product_param")
+        if "num_output" not in p.names():
+            raise SpecError(f"{where}: inner_product_param.num_output is required")
+        return Layer(name, "fc", ins, out_channels=_int(p.get("num_output"), "num_output"),
+                     bias=_bool(p.get("bias_term", True), "bias_term"))
+    elif ctype == "Concat":
+        p = _param(msg, "concat_param")
+        if _int(p.get("axis", p.get("concat_dim", 1)), "axis") != 1:
+            raise UnsupportedOpError(f"{where}: only channel concatenation (axis 1) is supported")
+        return Layer(name, "concat", ins)
+    elif ctype == "Eltwise":
+        p = _param(msg, "eltwise_param")
+        if p.get("operation", "SUM") != "SUM" or p.get_all("coeff"):
+            raise UnsupportedOpError(f"{where}: only Eltwise SUM without coefficients is supported")
+        return Layer(name, "add", ins)
+    elif ctype == "Dropout":
+        p = _param(msg, "dropout_param")
+        return Layer(name, "dropout", ins, ratio=_float(p.get("dropout_ratio", 0.5), "dropout_ratio"))
+    elif ctype == "Softmax":
+        return Layer(name, "softmax", ins)
+    elif ctype == "Flatten":
+        return Layer(name, "flatten", ins)
+    raise UnsupportedOpError(f"{where}: unsupported layer type")
+
+
+def _legacy_inputs(net: Message, source: str, rename: dict) -> list:
+    """(input layer, blob name) for the net-level ``input``/``input_shape``/``input_dim`` fields."""
+    shapes, dims, out = net.get_all("input_shape"), net.get_all("input_dim"), []
+    for i, name in enumerate(net.get_all("input")):
+        try:
+            if not isinstance(name, str):
+                raise ValueError(f"input must be a blob name, got {short(name, 40)}")
+            if i < len(shapes):
+                shape = _shape_from(shapes[i], source)
+            elif len(dims) >= 4 * (i + 1):
+                d = dims[4 * i:4 * i + 4]
+                shape = (_int(d[1], "input_dim"), _int(d[2], "input_dim"), _int(d[3], "input_dim"))
+            else:
+                raise SpecError(f"{source}: input {short(name)} has no input_shape or input_dim")
+            out.append((Layer(rename.get(name, name), "input", shape=shape), name))
+        except GraphError as e:
+            raise GraphError(f"{source}: {e}") from None
+        except (TypeError, ValueError) as e:
+            raise SpecError(f"{source}: input {short(name)}: bad value ({e})") from None
+    return out
+
+
 def from_message(net: Message, source: str = "<prototxt>", rename: dict | None = None) -> Graph:
     """Convert a parsed Caffe NetParameter into a Graph (``rename`` maps Caffe layer names)."""
     rename = rename or {}
@@ -267,26 +357,9 @@ def from_message(net: Message, source: str = "<prototxt>", rename: dict | None =
         for t in tops:
             blob[t] = layer.name
 
-    # legacy net-level inputs
     inputs = net.get_all("input")
-    shapes = net.get_all("input_shape")
-    dims = net.get_all("input_dim")
-    for i, name in enumerate(inputs):
-        try:
-            if not isinstance(name, str):
-                raise ValueError(f"input must be a blob name, got {short(name, 40)}")
-            if i < len(shapes):
-                shape = _shape_from(shapes[i], source)
-            elif len(dims) >= 4 * (i + 1):
-                d = dims[4 * i:4 * i + 4]
-                shape = (_int(d[1], "input_dim"), _int(d[2], "input_dim"), _int(d[3], "input_dim"))
-            else:
-                raise SpecError(f"{source}: input {short(name)} has no input_shape or input_dim")
-            emit(Layer(rename.get(name, name), "input", shape=shape), 1, [name])
-        except GraphError as e:
-            raise GraphError(f"{source}: {e}") from None
-        except (TypeError, ValueError) as e:
-            raise SpecError(f"{source}: input {short(name)}: bad value ({e})") from None
+    for layer, blob_name in _legacy_inputs(net, source, rename):
+        emit(layer, 1, [blob_name])
 
     if net.get_all("layers"):
         raise UnsupportedOpError(f"{source}: legacy V1 'layers' blocks are not supported; upgrade the prototxt "
@@ -314,69 +387,7 @@ def from_message(net: Message, source: str = "<prototxt>", rename: dict | None =
                 raise GraphError(f"{where}: bottom blob {short(b)} is not produced by any earlier layer")
         ins = tuple(blob[b] for b in bottoms)
         try:
-            if ctype == "Input":
-                p = _param(msg, "input_param")
-                emit(Layer(name, "input", shape=_shape_from(p.get("shape") or Message(line=line), source)), line, tops)
-            elif ctype == "Convolution":
-                p = _param(msg, "convolution_param")
-                if "num_output" not in p.names():
-                    raise SpecError(f"{where}: convolution_param.num_output is required")
-                dil = p.get_all("dilation")
-                if any(_int(d, "dilation") != 1 for d in dil):
-                    raise UnsupportedOpError(f"{where}: dilation {short(dil)} is not supported (only 1)")
-                emit(Layer(name, "conv2d", ins, out_channels=_int(p.get("num_output"), "num_output"),
-                           kernel=_hw(p, "kernel", None, source, line), stride=_hw(p, "stride", (1, 1), source, line),
-                           pad=_hw(p, "pad", (0, 0), source, line), groups=_int(p.get("group", 1), "group"),
-                           bias=_bool(p.get("bias_term", True), "bias_term")), line, tops)
-            elif ctype == "Pooling":
-                p = _param(msg, "pooling_param")
-                kind = p.get("pool", "MAX")
-                if _bool(p.get("global_pooling", False), "global_pooling"):
-                    if kind != "AVE":
-                        raise UnsupportedOpError(f"{where}: global {short(kind)} pooling is not supported (only AVE)")
-                    emit(Layer(name, "global_avgpool", ins), line, tops)
-                else:
-                    if kind not in ("MAX", "AVE"):
-                        raise UnsupportedOpError(f"{where}: pool {short(kind)} is not supported (MAX or AVE)")
-                    emit(Layer(name, "maxpool" if kind == "MAX" else "avgpool", ins,
-                               kernel=_hw(p, "kernel", None, source, line), stride=_hw(p, "stride", (1, 1), source, line),
-                               pad=_hw(p, "pad", (0, 0), source, line),
-                               ceil_mode=p.get("round_mode", "CEIL") == "CEIL"), line, tops)
-            elif ctype == "ReLU":
-                p = _param(msg, "relu_param")
-                if _float(p.get("negative_slope", 0), "negative_slope") != 0:
-                    raise UnsupportedOpError(f"{where}: leaky ReLU (negative_slope) is not supported")
-                emit(Layer(name, "relu", ins), line, tops)
-            elif ctype == "LRN":
-                p = _param(msg, "lrn_param")
-                if p.get("norm_region", "ACROSS_CHANNELS") != "ACROSS_CHANNELS":
-                    raise UnsupportedOpError(f"{where}: only ACROSS_CHANNELS LRN is supported")
-                emit(Layer(name, "lrn", ins, local_size=_int(p.get("local_size", 5), "local_size"),
-                           alpha=_float(p.get("alpha", 1.0), "alpha"),
-                           beta=_float(p.get("beta", 0.75), "beta"), k=_float(p.get("k", 1.0), "k")), line, tops)
-            elif ctype == "InnerProduct":
-                p = _param(msg, "inner_product_param")
-                if "num_output" not in p.names():
-                    raise SpecError(f"{where}: inner_product_param.num_output is required")
-                emit(Layer(name, "fc", ins, out_channels=_int(p.get("num_output"), "num_output"),
-                           bias=_bool(p.get("bias_term", True), "bias_term")), line, tops)
-            elif ctype == "Concat":
-                p = _param(msg, "concat_param")
-                if _int(p.get("axis", p.get("concat_dim", 1)), "axis") != 1:
-                    raise UnsupportedOpError(f"{where}: only channel concatenation (axis 1) is supported")
-                emit(Layer(name, "concat", ins), line, tops)
-            elif ctype == "Eltwise":
-                p = _param(msg, "eltwise_param")
-                if p.get("operation", "SUM") != "SUM" or p.get_all("coeff"):
-                    raise UnsupportedOpError(f"{where}: only Eltwise SUM without coefficients is supported")
-                emit(Layer(name, "add", ins), line, tops)
-            elif ctype == "Dropout":
-                p = _param(msg, "dropout_param")
-                emit(Layer(name, "dropout", ins, ratio=_float(p.get("dropout_ratio", 0.5), "dropout_ratio")), line, tops)
-            elif ctype == "Softmax":
-                emit(Layer(name, "softmax", ins), line, tops)
-            elif ctype == "Flatten":
-                emit(Layer(name, "flatten", ins), line, tops)
+            emit(_convert(msg, ctype, name, ins, where, source, line), line, tops)
         except GraphError as e:
             raise GraphError(f"{source}:{line}: {e}") from None
         except (TypeError, ValueError) as e:
