@@ -43,11 +43,37 @@ class _Refused(yaml.YAMLError):
         self.problem, self.problem_mark, self.error = message, mark, error
 
 
-class _LineLoader(yaml.SafeLoader):
-    """Safe loader that remembers each mapping's line and enforces sqsim's rules (module docstring)."""
+try:   # libyaml's scanner and parser (4x faster); sqsim's composer and constructor on top
+    from yaml._yaml import CParser as _Events
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    _Events = None
+
+
+class _PyEvents(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):
+    """PyYAML's pure-Python reader, scanner and parser (where libyaml is missing)."""
 
     def __init__(self, stream):
-        super().__init__(stream)
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+
+
+class _LineLoader(_Events or _PyEvents, yaml.composer.Composer, yaml.constructor.SafeConstructor,
+                  yaml.resolver.Resolver):
+    """Safe loader that remembers each mapping's line and enforces sqsim's rules (module docstring).
+
+    Events come from libyaml when PyYAML has it; nodes are always composed here (Python), so that
+    every node, alias and level of nesting is counted."""
+    # the composer's methods, not libyaml's own composition (which would bypass the counting)
+    check_node = yaml.composer.Composer.check_node
+    get_node = yaml.composer.Composer.get_node
+    get_single_node = yaml.composer.Composer.get_single_node
+
+    def __init__(self, stream):
+        (_Events or _PyEvents).__init__(self, stream)
+        yaml.composer.Composer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
         from .limits import current
         lim = current()
         self._max_nodes, self._max_depth = lim.yaml_nodes, lim.nesting
@@ -68,7 +94,7 @@ class _LineLoader(yaml.SafeLoader):
             if event.anchor in self.anchors and event.anchor not in self._sizes:
                 raise _Refused(f"alias *{event.anchor} refers to a collection that contains it (a recursive "
                                f"structure)", event.start_mark)
-            node = super().compose_node(parent, index)
+            node = yaml.composer.Composer.compose_node(self, parent, index)
             self._count(self._sizes[event.anchor], event.start_mark)
             return node
         self._depth += 1
@@ -78,7 +104,7 @@ class _LineLoader(yaml.SafeLoader):
                            f"{how_to_raise('nesting')})", event.start_mark, LimitError)
         before = self._nodes
         self._count(1, event.start_mark)
-        node = super().compose_node(parent, index)
+        node = yaml.composer.Composer.compose_node(self, parent, index)
         self._depth -= 1
         if event.anchor is not None:
             self._sizes[event.anchor] = self._nodes - before
@@ -110,13 +136,13 @@ def _construct_int(loader, node):
     if digits > MAX_INT_DIGITS:
         raise _Refused(f"an integer of {digits:,} digits is too large (sqsim reads integers of at most "
                        f"{MAX_INT_DIGITS} digits)", node.start_mark)
-    return yaml.SafeLoader.construct_yaml_int(loader, node)
+    return yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
 
 
 def _construct_float(loader, node):
     if len(node.value) > MAX_INT_DIGITS + 20:
         raise _Refused(f"a number written with {len(node.value):,} characters is too long", node.start_mark)
-    value = yaml.SafeLoader.construct_yaml_float(loader, node)
+    value = yaml.constructor.SafeConstructor.construct_yaml_float(loader, node)
     if not math.isfinite(value):
         raise _Refused(f"{_quote(node.value)} is not a finite number (sqsim accepts finite numbers only)",
                        node.start_mark)
@@ -152,6 +178,10 @@ def load_yaml(text: str, source: str, problem: str = "malformed YAML"):
         raise LimitError(f"{source}: YAML nested too deeply") from None
     except yaml.YAMLError as e:
         detail = getattr(e, "problem", None) or str(e).splitlines()[0]
+        if "maximum nesting depth" in detail:   # libyaml's own bound, met while it scans ahead
+            from .limits import current, how_to_raise
+            raise LimitError(f"{source}{_line(e)}: collections nested more than {current().nesting} deep exceed "
+                             f"sqsim's limit (nesting; {how_to_raise('nesting')})") from None
         raise YamlSyntaxError(f"{source}{_line(e)}: {problem}: {detail}") from None
 
 

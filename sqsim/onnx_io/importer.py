@@ -34,6 +34,14 @@ class _Tensor(NamedTuple):
     rank: int
 
 
+# The attributes sqsim reads, with their ONNX types (a file may declare another type for the same name).
+_ATTR_TYPES = {**dict.fromkeys(("kernel_shape", "strides", "pads", "dilations"), "INTS"),
+               **dict.fromkeys(("group", "transA", "transB", "size", "axis", "ceil_mode", "count_include_pad",
+                                "allowzero", "training_mode"), "INT"),
+               **dict.fromkeys(("alpha", "beta", "epsilon", "bias", "ratio"), "FLOAT"), "auto_pad": "STRING"}
+_ATTR_WORDS = {"INTS": "a list of integers", "INT": "an integer", "FLOAT": "a number", "STRING": "a string"}
+
+
 def _array(t, where: str) -> np.ndarray:
     """A TensorProto's values, its declared size checked first; external data must have been read
     in already (:func:`~sqsim.onnx_io.external.resolve_external_data`), so no file is opened here."""
@@ -128,7 +136,18 @@ class _Importer:
         return self.tensors[name]
 
     def attrs(self, node) -> dict:
-        return {a.name: self.helper.get_attribute_value(a) for a in node.attribute}
+        """The node's attributes as Python values, those sqsim reads checked for their type."""
+        from onnx import AttributeProto
+        out = {}
+        for a in node.attribute:
+            want = _ATTR_TYPES.get(a.name)
+            if want is not None and a.type != getattr(AttributeProto, want):
+                raise GraphError(f"{self.where(node)}: attribute {short(a.name)} must be {_ATTR_WORDS[want]}")
+            try:
+                out[a.name] = self.helper.get_attribute_value(a)
+            except ValueError as e:
+                raise GraphError(f"{self.where(node)}: attribute {short(a.name)}: {e}") from None
+        return out
 
     def shape(self, tensor: _Tensor) -> tuple[int, int, int]:
         return self.infos[tensor.layer].output_shape
