@@ -77,13 +77,23 @@ def check_weights(graph, weights: dict, source: str = "weights") -> dict:
             if b.shape != (info.biases,):
                 raise GraphError(f"{source}: layer {name!r}: bias shape {tuple(b.shape)} does not match "
                                  f"({info.biases},)")
-            b = np.ascontiguousarray(b, dtype=np.float32)
+            b = _as_float32(b, source, name)
         elif b is not None:
             raise GraphError(f"{source}: layer {name!r}: a bias was given but the layer has bias: false")
+        w = _as_float32(w, source, name)
         if not np.all(np.isfinite(w)) or (b is not None and not np.all(np.isfinite(b))):
-            raise GraphError(f"{source}: layer {name!r}: weights contain NaN or infinity")
-        out[name] = LayerWeights(np.ascontiguousarray(w, dtype=np.float32), b)
+            raise GraphError(f"{source}: layer {name!r}: weights contain NaN or infinity (or values beyond float32)")
+        out[name] = LayerWeights(w, b)
     return out
+
+
+def _as_float32(a: np.ndarray, source: str, name: str) -> np.ndarray:
+    """``a`` as C-contiguous float32: real numbers only; values beyond float32 become infinite
+    (and are refused by the caller's finiteness check)."""
+    if a.dtype.kind not in "fiu":
+        raise GraphError(f"{source}: layer {name!r}: weights must be real numbers, got dtype {a.dtype}")
+    with np.errstate(over="ignore"):
+        return np.ascontiguousarray(a, dtype=np.float32)
 
 
 def he_init(graph, seed: int = 0) -> dict:

@@ -105,6 +105,8 @@ class Case:
             return None
         if self.expect == "error":
             return f"expected a refusal {self.match}, got success: {out[-300:]!r}"
+        if re.search(r"\w+Warning: ", err):
+            return f"a warning on stderr: {err[-500:]!r}"
         if stale:
             return f"temporary files left: {sorted(stale)}"
         for o in self.outputs:
@@ -751,9 +753,39 @@ def gen_image(rng, m) -> Case:
     return Case("image", argv, files, expect="error")
 
 
+def mutate_npz(data: bytes, rng) -> bytes:
+    """A well-formed .npz whose arrays are wrong: shapes, values, dtypes, names."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    key = pick(rng, sorted(arrays))
+    a = arrays[key]
+    op = int(rng.integers(0, 8))
+    if op == 0:
+        arrays[key] = a.reshape(-1)[: max(0, a.size - int(rng.integers(1, 3)))]
+    elif op == 1:
+        arrays[key] = np.where(rng.random(a.shape) < 0.1, pick(rng, [np.nan, np.inf, -np.inf]), a).astype(a.dtype)
+    elif op == 2:
+        arrays[key] = a.astype(pick(rng, [np.float64, np.float16, np.int8, np.uint8, np.complex64, np.bool_]))
+    elif op == 3:
+        del arrays[key]
+    elif op == 4:
+        arrays[pick(rng, ["extra.weight", "x", "conv1.bias", key + "x"])] = np.ones(3, np.float32)
+    elif op == 5:
+        arrays[key] = np.asfortranarray(a.T) if a.ndim > 1 else a[::-1].copy()
+    elif op == 6:
+        arrays[key] = np.zeros((0,) + a.shape[1:], a.dtype)
+    else:
+        arrays[key] = a * np.float32(1e38)
+    buf = io.BytesIO()
+    (np.savez_compressed if rng.integers(0, 2) else np.savez)(buf, **arrays)
+    return buf.getvalue()
+
+
 def gen_npz(rng, m) -> Case:
-    """Dense weights (.npz), mutated, for ``export-onnx --weights`` or ``compress --weights``."""
-    files = {"w.npz": mutate_bytes(pick(rng, m["npz"]), rng), "a.yaml": pick(rng, m["tiny"][:3])}
+    """Dense weights (.npz), mutated in bytes or in arrays, for ``export-onnx --weights`` or ``compress --weights``."""
+    data = pick(rng, m["npz"])
+    files = {"w.npz": mutate_bytes(data, rng) if rng.integers(0, 2) else mutate_npz(data, rng),
+             "a.yaml": pick(rng, m["tiny"][:3])}
     if rng.integers(0, 2):
         return Case("npz", ["export-onnx", "@a.yaml", "--weights", "@w.npz", "-o", "@o.onnx"], files,
                     outputs=("o.onnx",), check=check_output_graph("o.onnx", "a.yaml"))
