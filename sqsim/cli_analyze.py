@@ -47,7 +47,7 @@ def _common(p, measure: bool = True) -> None:
     p.add_argument("--plot", metavar="FILE.png", help="write a figure (energy breakdown and roofline)")
 
 
-def _check_batch(batch, plot=None):
+def _check_args(batch, plot=None):
     from .errors import SpecError
     from .limits import current
     if batch is not None and not 0 < batch <= current().batch:
@@ -65,7 +65,7 @@ def cmd_analyze(args) -> int:
     from .errors import SpecError
     from .hw import load_hw
     from .ir import load
-    _check_batch(args.batch, args.plot)
+    _check_args(args.batch, args.plot)
     if args.weights and args.dense:
         raise SpecError("--weights and --dense exclude each other")
     graph = load(args.arch)
@@ -124,7 +124,7 @@ def cmd_compare(args) -> int:
     from .analysis.comparison import compare
     from .analysis.tables import render_comparison, rows_csv, to_json
     from .errors import SpecError
-    _check_batch(args.batch, args.plot)
+    _check_args(args.batch, args.plot)
     nets = [a + (":dense" if args.dense and not a.endswith(":dense") else "") for a in args.arch]
     if len(nets) * len(args.hw) < 1:
         raise SpecError("compare needs at least one network and one hardware model")

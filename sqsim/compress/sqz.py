@@ -262,7 +262,7 @@ def loads(data: bytes, source: str = "<sqz>") -> CompressedModel:
     if hashlib.sha256(buf[:-SHA_BYTES]).digest() != bytes(buf[-SHA_BYTES:]):
         raise FormatError(f"{source}: SHA-256 mismatch (file corrupted)")
     from ..ir.yaml_format import loads as graph_loads
-    check("text_bytes", len(bodies[0]), f"{source}: embedded graph", " bytes")
+    check("text_bytes", len(bodies[0]), f"{source}: embedded graph")
     try:
         graph = graph_loads(bytes(bodies[0]).decode("utf-8"), source=f"{source} (embedded graph)")
     except UnicodeDecodeError:
