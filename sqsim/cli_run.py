@@ -150,6 +150,10 @@ def cmd_run(args) -> int:
         raise SpecError(f"--batch-size must be >= 1, got {args.batch_size}")
     model = open_model(args.model, prototxt=args.prototxt, arch=args.arch)
     graph = model.graph
+    from .limits import check_memory   # every activation of a batch and the dense weights, at most
+    t = graph.totals()
+    check_memory(4 * (min(args.batch_size, len(args.images)) * t.activations + t.params),
+                 f"{args.model}: running network {graph.name!r}")
     if len(graph.outputs()) != 1:
         raise GraphError(f"{args.model}: network {graph.name!r} has {len(graph.outputs())} outputs; sqsim run "
                          f"needs one (the class scores)")

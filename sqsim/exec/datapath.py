@@ -177,6 +177,17 @@ def round_float(v, exp_bits: int, man_bits: int, mode: int, ovf: int, xp=np):
     return xp.where(xp.isfinite(v), q, v)
 
 
+def lrn_f64(v: np.ndarray, size: int, alpha: float, beta: float, k: float) -> np.ndarray:
+    """Caffe LRN across channels of ``v (C, M)`` in float64: ``v / (k + alpha/size * sum of squares over the
+    window [c - (size-1)/2, c + (size-1)/2] clipped to the channels) ** beta``."""
+    c = v.shape[0]
+    half = (size - 1) // 2
+    sq = np.concatenate([np.zeros((1, v.shape[1])), np.cumsum(v * v, axis=0)])
+    lo = np.clip(np.arange(c) - half, 0, c)
+    hi = np.clip(np.arange(c) + half + 1, 0, c)
+    return v / (k + alpha / size * (sq[hi] - sq[lo])) ** beta
+
+
 def frac_for_range(max_abs: float, bits: int) -> int:
     """Dynamic fixed point (Ristretto, Gysel et al. 2016): the fraction bits of a signed ``bits``-bit format
     with the fewest integer bits that hold ``max_abs``, ``bits - 1 - ceil(log2(max_abs))`` (at most ``bits``:
@@ -426,5 +437,5 @@ def range_fracs(graph, datapath: Datapath, ranges: dict) -> dict[str, dict[str, 
     return out
 
 
-__all__ = ["Datapath", "LayerDatapath", "NumberFormat", "REAL", "frac_for_range", "range_fracs", "requantize",
+__all__ = ["Datapath", "LayerDatapath", "NumberFormat", "REAL", "frac_for_range", "lrn_f64", "range_fracs", "requantize",
            "round_float", "round_mode", "EXACT_F32", "EXACT_F64", "MAX_CODE_BITS"]

@@ -255,17 +255,6 @@ class EmulatedBackend:
         self.engine.softmax(x, self._cur.inputs[0], out)
 
 
-def lrn_f64(v: np.ndarray, size: int, alpha: float, beta: float, k: float) -> np.ndarray:
-    """Caffe LRN across channels of ``v (C, M)`` in float64: ``v / (k + alpha/size * sum of squares over the
-    window [c - (size-1)/2, c + (size-1)/2] clipped to the channels) ** beta``."""
-    c = v.shape[0]
-    half = (size - 1) // 2
-    sq = np.concatenate([np.zeros((1, v.shape[1])), np.cumsum(v * v, axis=0)])
-    lo = np.clip(np.arange(c) - half, 0, c)
-    hi = np.clip(np.arange(c) + half + 1, 0, c)
-    return v / (k + alpha / size * (sq[hi] - sq[lo])) ** beta
-
-
 def _engine(base):
     if base.name == "cpu":
         from .cpu.emulate import CpuEmulation
@@ -276,4 +265,4 @@ def _engine(base):
     raise SpecError(f"no datapath emulation for device {base.name!r}")
 
 
-__all__ = ["EmulatedBackend", "QuantLayer", "quantize_layer", "weight_ranges", "lrn_f64"]
+__all__ = ["EmulatedBackend", "QuantLayer", "quantize_layer", "weight_ranges"]

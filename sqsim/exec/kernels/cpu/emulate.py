@@ -19,8 +19,8 @@ import math
 
 import numpy as np
 
+from ...datapath import lrn_f64
 from ..backend import HeldWeights
-from ..emulated import lrn_f64
 from . import dense as K
 from . import requant as R
 

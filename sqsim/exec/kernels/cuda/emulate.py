@@ -14,8 +14,7 @@ import math
 
 import numpy as np
 
-from ...datapath import requantize
-from ..emulated import lrn_f64
+from ...datapath import lrn_f64, requantize
 
 
 class GpuEmulation:
