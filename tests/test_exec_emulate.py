@@ -157,7 +157,8 @@ def test_conv_equals_the_integer_reference(seed):
     out = g.outputs()[0]
     y = Executor(g, weights, datapath=dp).run((xc * 2.0 ** -fa).astype(np.float32), outputs=[out])[out]
     got = (y.astype(np.float64) * 2.0 ** fo).astype(np.int64)
-    fr = {"weights": fw, "inputs": fa, "biases": fb, "psums": fp, "activations": fo, "bias_codes": bc[None, :, None, None]}
+    fr = {"weights": fw, "inputs": fa, "biases": fb, "psums": fp, "activations": fo,
+          "bias_codes": bc[None, :, None, None]}
     acc = conv_int(xc, wc, stride, pad, groups)
     ref = write_out(acc, fr, bits, modes, relu)
     np.testing.assert_array_equal(got, ref)
@@ -447,7 +448,8 @@ w = he_init(g, 0)
 cm = compress(g, w, huffman=True)
 x = np.random.default_rng(0).standard_normal((2, 4, 7, 7)).astype(np.float32)
 names = [n for n in g.order if g.layer(n).op not in ("dropout", "flatten")]
-for prec, exact in ((Precision(O(8, rounding="nearest_away"), O(12, rounding="truncate"), O(20, overflow="wrap")), True),
+for prec, exact in ((Precision(O(8, rounding="nearest_away"), O(12, rounding="truncate"), O(20, overflow="wrap")),
+                     True),
                     (Precision(O(6), O(16, "float", exp_bits=5), O(32, "float")), False)):
     dp = Datapath(prec, "sim")
     dp = calibrate(g, w, x, dp).apply(dp)

@@ -437,5 +437,5 @@ def range_fracs(graph, datapath: Datapath, ranges: dict) -> dict[str, dict[str, 
     return out
 
 
-__all__ = ["Datapath", "LayerDatapath", "NumberFormat", "REAL", "frac_for_range", "lrn_f64", "range_fracs", "requantize",
-           "round_float", "round_mode", "EXACT_F32", "EXACT_F64", "MAX_CODE_BITS"]
+__all__ = ["Datapath", "LayerDatapath", "NumberFormat", "REAL", "frac_for_range", "lrn_f64", "range_fracs",
+           "requantize", "round_float", "round_mode", "EXACT_F32", "EXACT_F64", "MAX_CODE_BITS"]

@@ -175,7 +175,8 @@ def apply_overrides(doc: dict, overrides: list[tuple[str, object]], source: str)
     return doc
 
 
-def spec_from_dict(doc: dict, source: str | None = None, base_dir=None, frac_widths: dict | None = None) -> HardwareSpec:
+def spec_from_dict(doc: dict, source: str | None = None, base_dir=None,
+                   frac_widths: dict | None = None) -> HardwareSpec:
     """Build and validate a :class:`HardwareSpec` from a parsed YAML mapping (``base_dir``: where
     a relative ``energy_table`` or formats file path starts; default the current directory;
     ``frac_widths``: the widths inline ``precision.frac_bits`` are for, default the final ones)."""
