@@ -137,8 +137,8 @@ class CpuEmulation:
         y = self._buf("fc64", k * n, np.float64).reshape(k, n)
         d = q.device
         R.csr_matmul(d["indptr"], d["indices"], d["values"], np.ascontiguousarray(xf), y)
-        f = q.fmt
-        R.requant_rows(y, q.bias, f.product_frac, f.psums.params(), f.output.params(), relu, out.reshape(k, n))
+        f = q.fmt  # serial: an fc output is small
+        R.requant_band(y, q.bias, f.product_frac, f.psums.params(), f.output.params(), relu, out.reshape(k, n), 0)
 
     # --- pools, add, LRN, softmax -------------------------------------------------------------------------
     def avgpool(self, layer, x, out, fin, fout) -> None:

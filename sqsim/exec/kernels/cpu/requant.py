@@ -110,7 +110,7 @@ def _out_frac(p):
     return int(p[2]) if int(p[0]) == _FIXED else 0
 
 
-@njit(inline="always")
+@njit(**_OPTS)  # not inlined: compiled once per dtype and shared by the three kernels below
 def _requant_span(y, k, j0, j1, b, prod_frac, pp, ap, relu, out, ko, dst):
     """``out[ko, dst + j] = act(psum(y[k, j] + b))`` for ``j0 <= j < j1`` (ReLU'd when ``relu``)."""
     fp = _prep(pp, prod_frac)
