@@ -100,3 +100,10 @@ class LayerCache:
                                outputs_resident=outputs_resident, input_densities=input_densities,
                                output_density=output_density, inputs_fused=inputs_fused)
         return self._lookup(key, hw, compute, lambda c: vector_ops(info, layer) * batch, False, False)
+
+    def trim(self, keep: int) -> None:
+        """Drop the oldest entries, keeping ``keep`` layer costs and as many mapping searches."""
+        for d in (self._costs, self._maps):
+            for k in list(d)[: max(0, len(d) - keep)]:
+                del d[k]
+        self._hw.clear()
