@@ -13,7 +13,7 @@ import sys
 from .errors import SqsimError
 
 _COMMAND_MODULES = ("sqsim.cli_info", "sqsim.cli_compress", "sqsim.cli_analyze", "sqsim.cli_onnx",
-                    "sqsim.cli_run", "sqsim.cli_validate")
+                    "sqsim.cli_run", "sqsim.cli_validate", "sqsim.cli_sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:
