@@ -123,7 +123,7 @@ def load_spec(spec) -> SweepSpec:
     _hardware(s, doc["hardware"], text, ln("hardware"))
     s.set = _set_block(s, doc.get("set"), text, ln("set"), "set")
     for key in ("batch", "sample", "chunk", "seed"):
-        if key in doc:
+        if doc.get(key) is not None:
             v = doc[key]
             lo = 0 if key == "seed" else 1
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
@@ -152,6 +152,12 @@ def values(s: SweepSpec, v, line, what: str) -> list:
 def _range(s, r, line, what) -> list:
     def num(k):
         x = r.get(k)
+        if isinstance(x, str):          # YAML 1.1 reads 2e9 as a string
+            try:
+                x = float(x)
+            except ValueError:
+                s.fail(line, f"{what}: range {k} must be a plain number in SI units (ranges take no unit "
+                             f"strings; list the values instead), got {x!r}")
         if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
             s.fail(line, f"{what}: range {k} must be a finite number, got {x!r}")
         return x
