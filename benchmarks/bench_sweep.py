@@ -12,7 +12,8 @@
    simulating every conv layer of SqueezeNet for a handful of (array, dataflow) points, against
    sqsim sweeping the same points in a fresh process (cold); alternating, one tool per process.
    Ratio = SCALE-Sim seconds per point / sqsim seconds per point (sqsim's sweep throughput, cold
-   and cached, and one point alone).
+   and cached, and the same points swept alone, process start-up included).  SCALE-Sim takes
+   minutes per point (``--scalesim-runs``, default 1).
 3. ``--million``: a 1,000,000-point sweep streamed to parquet in a fresh process: points/s and
    peak RSS.
 
@@ -174,11 +175,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--peer-points", type=int, default=20)
+    ap.add_argument("--scalesim-runs", type=int, default=1,
+                    help="SCALE-Sim rounds (each takes 10-20 minutes on 2 cores: 16x16 alone about 10)")
     ap.add_argument("--million", action="store_true", help="also run the 1,000,000-point sweep (about 2 minutes)")
     args = ap.parse_args(argv)
     print(f"machine: {os.cpu_count()} CPU(s) (shared: figures are noisy when others load it)")
     rates = bench_100k(args.runs, args.peer_points)
-    bench_scalesim(args.runs, rates)
+    bench_scalesim(args.scalesim_runs, rates)
     if args.million:
         bench_million()
     return 0

@@ -284,12 +284,12 @@ def to_frame(plan, cols: dict, ids=None):
         v = cols[name] if name != "point" else np.asarray(ids, dtype=np.int64)
         if kind == "float":
             data[name] = pd.array(np.asarray(v, dtype=np.float64), dtype="float64")
-        elif kind == "int":
-            data[name] = pd.array([None if x is None or (isinstance(x, float) and np.isnan(x)) else int(x)
-                                   for x in v], dtype="Int64")
-        elif kind == "bool":
-            data[name] = pd.array([None if x is None or (isinstance(x, float) and np.isnan(x)) else bool(x)
-                                   for x in v], dtype="boolean")
+        elif kind in ("int", "bool"):                   # None / NaN: missing
+            f = np.asarray(v, dtype=np.float64)
+            na = np.isnan(f)
+            vals = np.where(na, 0, f)
+            data[name] = (pd.arrays.IntegerArray(vals.astype(np.int64), na) if kind == "int"
+                          else pd.arrays.BooleanArray(vals != 0, na))
         else:
             data[name] = pd.array([None if x is None else str(x) for x in v], dtype=object)
     return pd.DataFrame(data)
