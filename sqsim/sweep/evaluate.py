@@ -71,7 +71,7 @@ class Evaluator:
     """
 
     def __init__(self, plan, cache: LayerCache | None = None, max_structures: int = 20000,
-                 max_layers: int = 200000):
+                 max_layers: int = 50000):
         self.plan = plan
         self.cache = cache if cache is not None else LayerCache()
         self._graphs: dict = {}
