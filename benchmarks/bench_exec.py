@@ -8,8 +8,9 @@ the decoded weights, which is what it can run).
 
 Models: SqueezeNet v1.0 (Table 1 profile), v1.1 (the same per-layer profile), AlexNet (Deep Compression
 Table 4 profile), synthetic He-normal weights pruned and quantised by ``sqsim.compress`` (Huffman coded);
-batch 1 and 16.  Also measured: the first-call time (Numba compile or cache load) with a cold and a warm
-Numba cache, in fresh processes.
+batch 1 and 16.  Also measured: the first-call time (Numba compile or cache load) of SqueezeNet v1.0 at
+batch 1, dense and P+Q+H, cold (a fresh copy of the package with no ``__pycache__`` and an empty Numba
+cache, one new process each) and warm (a second process on the same cache).
 
     python benchmarks/bench_exec.py                 # everything, 2 threads
     python benchmarks/bench_exec.py --models squeezenet --batches 16 --rounds 3
@@ -178,24 +179,43 @@ t0 = time.perf_counter()
 from sqsim.exec import Executor
 from sqsim.ir import load
 from sqsim.weights import he_init
-g = load({arch!r}); w = he_init(g, 0)
+g = load({arch!r})
+if {sqz!r}:
+    from sqsim.compress import load_model
+    w = load_model({sqz!r})
+else:
+    w = he_init(g, 0)
 ex = Executor(g, w)
 x = np.zeros((1,) + tuple(g.input_shape), np.float32)
 t1 = time.perf_counter(); ex.run(x); t2 = time.perf_counter(); ex.run(x); t3 = time.perf_counter()
-print((t2 - t1) - (t3 - t2), t2 - t1, t3 - t2)
+print((t2 - t1) - (t3 - t2), t2 - t1, t3 - t2, t1 - t0)
 """
 
 
-def compile_times(threads: int) -> dict:
-    """First-call overhead (first run minus a steady run) with a cold and then a warm Numba cache."""
+def fresh_copy(dest: Path) -> Path:
+    """The ``sqsim`` package copied to ``dest`` without any ``__pycache__`` (as a fresh clone has it)."""
+    import shutil
+    shutil.copytree(REPO / "sqsim", dest / "sqsim", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dest
+
+
+def compile_times(threads: int, sqz: str | None = None) -> dict:
+    """First call (Numba compile or cache load) of SqueezeNet v1.0 at batch 1, dense and (given ``sqz``)
+    P+Q+H: cold in a fresh copy of the package with an empty Numba cache, then warm (a second process)."""
     out = {}
-    with tempfile.TemporaryDirectory() as cache:
-        env = dict(thread_env(threads), NUMBA_CACHE_DIR=cache)
-        code = COMPILE_SNIPPET.format(arch=str(REPO / "archs" / "squeezenet.yaml"))
-        for label in ("cold", "warm"):
-            r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-            overhead, first, steady = map(float, r.stdout.split())
-            out[label] = {"first_call_overhead_s": overhead, "first_run_s": first, "steady_run_s": steady}
+    for form, model in (("dense", ""), ("P+Q+H", sqz)):
+        if model is None:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = fresh_copy(Path(tmp))
+            env = dict(thread_env(threads), NUMBA_CACHE_DIR=str(Path(tmp) / "numba-cache"), PYTHONPATH=str(copy))
+            code = COMPILE_SNIPPET.format(arch=str(REPO / "archs" / "squeezenet.yaml"), sqz=model)
+            for label in ("cold", "warm"):
+                r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                                   cwd=tmp)
+                overhead, first, steady, setup = map(float, r.stdout.split())
+                out[f"{label} {form}"] = {"first_call_overhead_s": overhead, "first_run_s": first,
+                                          "steady_run_s": steady, "setup_s": setup}
     return out
 
 
@@ -236,8 +256,10 @@ def print_report(rows, compile_info, args):
         print(f"  [{'met' if ok else 'MISSED'}] {text}: {v:.2f}")
     if compile_info:
         for label, c in compile_info.items():
-            print(f"first call, {label} Numba cache (SqueezeNet v1.0, batch 1): {c['first_run_s']:.2f} s "
-                  f"(steady run {c['steady_run_s'] * 1e3:.1f} ms, overhead {c['first_call_overhead_s']:.2f} s)")
+            where = "fresh copy, empty Numba cache" if label.startswith("cold") else "cache from the cold run"
+            print(f"first call, {label} ({where}; SqueezeNet v1.0, batch 1): {c['first_run_s']:.2f} s "
+                  f"after {c['setup_s']:.2f} s of imports and loading (steady run {c['steady_run_s'] * 1e3:.1f} ms, "
+                  f"overhead {c['first_call_overhead_s']:.2f} s)")
 
 
 def main(argv=None):
@@ -249,6 +271,7 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds-per-turn", type=float, default=0.5)
     ap.add_argument("--no-compile", action="store_true", help="skip the cold/warm cache first-call measurement")
+    ap.add_argument("--compile-only", action="store_true", help="only the cold/warm first-call measurement")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--files", help=argparse.SUPPRESS)
@@ -257,13 +280,19 @@ def main(argv=None):
     if args.worker:
         return worker(args.worker, json.loads(args.files), args.batch, args.device, args.threads)
     rows = []
+    compile_info = None
+    if args.compile_only:
+        args.models = []
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
             files = prepare(model, Path(tmp))
             for batch in args.batches:
                 rows.append(bench_group(model, files, batch, args))
                 print(f"  measured {model} batch {batch}", file=sys.stderr, flush=True)
-    compile_info = None if args.no_compile or args.device == "gpu" else compile_times(args.threads)
+        if not args.no_compile and args.device != "gpu":
+            sqz = prepare("squeezenet", Path(tmp))["sqz"] if "squeezenet" not in args.models else \
+                str(Path(tmp) / "squeezenet.sqz")
+            compile_info = compile_times(args.threads, sqz)
     print_report(rows, compile_info, args)
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "compile": compile_info, "threads": args.threads,

@@ -60,7 +60,7 @@ def twice(a):
 a = cupy.arange(1000, dtype=cupy.float32)
 twice[4, 256](a)
 assert float(a[999]) == 1998.0, float(a[999])
-from sqsim.exec.gpu import gpu_unavailable_reason
+from sqsim.exec.kernels.cuda.backend import gpu_unavailable_reason
 print("sqsim gpu_unavailable_reason:", gpu_unavailable_reason())
 print("numba.cuda kernel on a CuPy array: OK")
 EOF

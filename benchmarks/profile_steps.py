@@ -62,11 +62,11 @@ def profile(model: str, batch: int = 1, rounds: int = 15, runs: int = 5, threads
                 t = time.perf_counter()
                 ex.run(x)
                 total[f].append(time.perf_counter() - t)
-            plan, views = ex._plan(batch, False, keep)  # the run's own plan and views
+            entry = ex._plan(batch, False, keep)  # the run's own plan, views and scratch buffers
             with ex.backend.running():
-                for s in plan.steps:
+                for s in entry.plan.steps:
                     t = time.perf_counter()
-                    ex._run_step(s, views, plan, x)
+                    ex._run_step(s, entry, x)
                     steps.setdefault(s.layer, {k: [] for k in FORMS})[f].append(time.perf_counter() - t)
     ms = lambda v: 1e3 * statistics.median(v)  # noqa: E731
     return {"total": {f: ms(v) for f, v in total.items()},

@@ -51,10 +51,17 @@ def _common(p, measure: bool = True) -> None:
     p.add_argument("--plot", metavar="FILE.png", help="write a figure (energy breakdown and roofline)")
 
 
-def _check_batch(batch):
+def _check_args(batch, plot=None):
     from .errors import SpecError
-    if batch is not None and batch <= 0:
-        raise SpecError(f"--batch must be a positive integer, got {batch}")
+    from .limits import current
+    if batch is not None and not 0 < batch <= current().batch:
+        raise SpecError(f"--batch must be a positive integer up to {current().batch:,} (batch limit; "
+                        f"SQSIM_MAX_BATCH raises it), got {batch}")
+    if plot is not None:
+        from .analysis.plots import plot_suffix
+        from .paths import check_output_path
+        check_output_path(plot, "plot")
+        plot_suffix(plot)
 
 
 def act_density_arg(value):
@@ -77,7 +84,7 @@ def cmd_analyze(args) -> int:
     from .errors import SpecError
     from .hw import load_hw
     from .ir import load
-    _check_batch(args.batch)
+    _check_args(args.batch, args.plot)
     if args.weights and args.dense:
         raise SpecError("--weights and --dense exclude each other")
     if args.save_density and not args.measure:
@@ -143,7 +150,7 @@ def cmd_compare(args) -> int:
     from .analysis.comparison import compare
     from .analysis.tables import render_comparison, rows_csv, to_json
     from .errors import SpecError
-    _check_batch(args.batch)
+    _check_args(args.batch, args.plot)
     nets = [a + (":dense" if args.dense and not a.endswith(":dense") else "") for a in args.arch]
     if len(nets) * len(args.hw) < 1:
         raise SpecError("compare needs at least one network and one hardware model")

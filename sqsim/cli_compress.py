@@ -1,6 +1,8 @@
 """``sqsim compress`` and ``sqsim decompress`` (argparse only at import; the work is imported lazily)."""
 from __future__ import annotations
 
+from .cli import non_negative_int
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -14,9 +16,11 @@ def register(sub) -> None:
                      help="dense weights: .npz (arrays <layer>.weight, <layer>.bias), or a compressed .sqz "
                           "or released .net model of the same network (decoded first)")
     src.add_argument("--init", choices=["he"], help="deterministic synthetic weights (He-normal)")
-    p.add_argument("--seed", type=int, default=None, metavar="N", help="seed for --init (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=None, metavar="N", help="seed for --init (default 0)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.sqz", help="the .sqz file to write")
-    p.add_argument("--density", type=float, metavar="D", help="fraction of weights kept in every conv/fc layer")
+    p.add_argument("--density", type=float, metavar="D",
+                   help="fraction of weights kept in every conv/fc layer (default: the profile's; without it, "
+                        "zeros of already-pruned weights stay pruned: only their non-zeros are stored)")
     p.add_argument("--bits", type=int, metavar="B", help="weight-sharing code bits (codebook of 2^B values)")
     p.add_argument("--index-bits", type=int, metavar="I", help="relative sparse index bits")
     p.add_argument("--no-huffman", action="store_true", help="store codes and indices at fixed width (P+Q)")
@@ -62,13 +66,16 @@ def _compress(args) -> int:
     from .compress import compress, render_size_table, resolve_profiles, save_sqz, size_table
     from .errors import SpecError, SqsimError
     from .ir import load
+    from .paths import check_output_path
 
+    check_output_path(args.output)
     graph = load(args.arch)
     graph = resolve_profiles(graph, args.density, args.bits, args.index_bits)
     if all(l.compression is None for l in graph.weighted_layers()):
         raise SpecError(f"{args.arch}: the network has no compression profile; give --density and --bits")
     weights, source = _weights(args, graph)
-    model = compress(graph, weights, huffman=not args.no_huffman, source=source)
+    # without an explicit --density, weights that are already pruned stay pruned (only non-zeros stored)
+    model = compress(graph, weights, huffman=not args.no_huffman, source=source, keep_zeros=args.density is not None)
     try:
         nbytes = save_sqz(model, args.output)
     except OSError as e:
@@ -84,8 +91,10 @@ def _compress(args) -> int:
 def _decompress(args) -> int:
     from .compress import load_model
     from .errors import SqsimError
+    from .paths import check_output_path
     from .weights import save_npz
 
+    check_output_path(args.output)
     model = load_model(args.model, prototxt=args.prototxt)
     weights = model.decode()
     try:

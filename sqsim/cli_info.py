@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from .cli import positive_int
+
 MODEL_SUFFIXES = (".sqz", ".net")
 
 
@@ -18,7 +20,7 @@ def register(sub) -> None:
     p.add_argument("arch", help="network (.yaml, .prototxt, .onnx) or compressed model (.sqz, .net)")
     p.add_argument("--prototxt", help="the prototxt that describes a released .net model")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    p.add_argument("--input-size", type=int, help="evaluate at another square input resolution")
+    p.add_argument("--input-size", type=positive_int, help="evaluate at another square input resolution")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("import", help="convert a Caffe prototxt (or ONNX graph) to sqsim's YAML",
@@ -54,7 +56,7 @@ def cmd_info(args) -> int:
     else:
         from .ir import load
         graph = load(args.arch)
-    if args.input_size:
+    if args.input_size is not None:
         graph = graph.with_input_size(args.input_size)
     data = summary(graph)
     if model is not None:
@@ -112,6 +114,8 @@ def _print_table(data: dict) -> None:
 def cmd_import(args) -> int:
     from .errors import SpecError
     from .ir.yaml_format import save
+    from .paths import check_output_path
+    check_output_path(args.output)
     suffix = Path(args.source).suffix.lower()
     if suffix == ".prototxt":
         from .ir.prototxt import import_prototxt
@@ -130,9 +134,12 @@ def cmd_import(args) -> int:
 def cmd_generate(args) -> int:
     from .ir.generate import squeezenet
     from .ir.yaml_format import dumps, save
+    from .paths import check_output_path
+    if args.output is not None:
+        check_output_path(args.output)
     g = squeezenet(args.base_e, args.incr_e, args.pct3x3, args.freq, args.sr, bypass=args.bypass,
                    compression=args.profile, name=args.name)
-    if args.output:
+    if args.output is not None:
         save(g, args.output)
         t = g.totals()
         print(f"wrote {args.output}: {t.params:,} params, {t.macs:,} MACs", file=sys.stderr)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .cli import non_negative_int, positive_int
+
 COMPRESSED_SUFFIXES = (".sqz", ".net")
 
 
@@ -25,9 +27,9 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="output .onnx file (written atomically)")
     p.add_argument("--weights", metavar="FILE", help="weights: .npz (<layer>.weight/.bias), .sqz or released .net")
     p.add_argument("--init", choices=("he",), help="synthetic weights instead: He-normal, deterministic per seed")
-    p.add_argument("--seed", type=int, default=0, help="seed for --init (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed for --init (default 0)")
     p.add_argument("--prototxt", metavar="P", help="the prototxt describing a released .net model")
-    p.add_argument("--input-size", type=int, metavar="N", help="export at another square input resolution")
+    p.add_argument("--input-size", type=positive_int, metavar="N", help="export at another square input resolution")
     p.set_defaults(func=cmd_export_onnx)
 
 
@@ -62,6 +64,8 @@ def _weights_from_file(path: str, graph, prototxt):
 
 def cmd_export_onnx(args) -> int:
     from .errors import SpecError
+    from .paths import check_output_path
+    check_output_path(args.output)
     if args.weights and args.init:
         raise SpecError("give at most one of --weights and --init")
     graph, weights, mean = _graph_and_weights(args)
@@ -71,7 +75,7 @@ def cmd_export_onnx(args) -> int:
         weights = None
     elif weights is None:
         raise SpecError(f"{args.model}: an architecture carries no weights; give --weights FILE or --init he")
-    if args.input_size:
+    if args.input_size is not None:
         graph = graph.with_input_size(args.input_size)
     if weights is None:
         from .weights import he_init

@@ -8,6 +8,8 @@ import argparse
 import json
 import sys
 
+from .exec.kernels import DEVICES  # light: no Numba
+
 DEFAULT_BATCH = 16
 
 
@@ -26,10 +28,11 @@ def register(sub) -> None:
     p.add_argument("--prototxt", help="network definition of a released .net model")
     p.add_argument("--arch", help="network (.yaml, .prototxt, .onnx) that .npz weights belong to")
     p.add_argument("--labels", help="class names, one per line (synset_words.txt format accepted); "
-                                    "default: the class indices")
+                                    "default: the 1000 ImageNet class names for a 1000-class model (shipped "
+                                    "with sqsim), else the class indices")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--stats", action="store_true", help="also print per-layer fractions of zero activations")
-    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--device", choices=DEVICES, default="cpu")
     p.add_argument("--top", type=int, default=5, metavar="N", help="classes to show per image")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, metavar="N", help="images per run")
     g = p.add_argument_group("preprocessing")
@@ -43,6 +46,14 @@ def register(sub) -> None:
                    help="centre crop size (default: the network's input size)")
     g.add_argument("--rgb", action="store_true", help="feed RGB instead of Caffe's BGR channel order")
     p.set_defaults(func=cmd_run)
+
+    w = sub.add_parser(
+        "warmup", help="compile the CPU kernels ahead (once per machine and CPU target)",
+        description="Compile every CPU kernel of the executor now (Numba caches them on disk), so that the "
+                    "first 'sqsim run' on this machine does not wait for the compiler. Honours "
+                    "SQSIM_CPU_TARGET (host, avx2, avx512) and NUMBA_CACHE_DIR.")
+    w.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads (default: all)")
+    w.set_defaults(func=cmd_warmup)
 
 
 def _parse_mean(text: str) -> tuple:
@@ -113,13 +124,18 @@ def _probabilities(graph, y):
     return e / e.sum(axis=1, keepdims=True)
 
 
+def _default_labels(classes: int) -> list[str]:
+    """The ImageNet class names shipped with sqsim for a 1000-class model, else the class indices."""
+    from .data import IMAGENET_CLASSES, imagenet_labels
+    return list(imagenet_labels()) if classes == IMAGENET_CLASSES else [str(i) for i in range(classes)]
+
+
 def cmd_run(args) -> int:
     import numpy as np
 
     from .errors import GraphError, SpecError
-    from .exec import Executor
-    from .models import open_model
     from .exec.preprocess import read_labels
+    from .models import open_model
 
     if args.top < 1:
         raise SpecError(f"--top must be >= 1, got {args.top}")
@@ -127,23 +143,55 @@ def cmd_run(args) -> int:
         raise SpecError(f"--batch-size must be >= 1, got {args.batch_size}")
     model = open_model(args.model, prototxt=args.prototxt, arch=args.arch)
     graph = model.graph
+    from .limits import check_memory   # every activation of a batch and the dense weights, at most
+    t = graph.totals()
+    check_memory(4 * (min(args.batch_size, len(args.images)) * t.activations + t.params),
+                 f"{args.model}: running network {graph.name!r}")
     if len(graph.outputs()) != 1:
         raise GraphError(f"{args.model}: network {graph.name!r} has {len(graph.outputs())} outputs; sqsim run "
                          f"needs one (the class scores)")
     classes = int(np.prod(graph.info(graph.outputs()[0]).output_shape))
-    labels = read_labels(args.labels, classes) if args.labels else [str(i) for i in range(classes)]
+    labels = read_labels(args.labels, classes) if args.labels else _default_labels(classes)
     pre = _preprocess(args, graph, model.mean)
-    ex = Executor(graph, model.weights, device=args.device, source=args.model)
     inputs = [pre(path) for path in args.images]  # every image read before any work: errors come first
+    with _compile_progress(args.device) as progress:
+        results = _classify(args, graph, model, inputs, labels, progress)
+    if args.format == "json":
+        json.dump(results, sys.stdout, indent=1)
+        print()
+    else:
+        _print_tables(results, args, graph)
+    return 0
+
+
+def _compile_progress(device: str):
+    """A progress line on stderr while Numba compiles the CPU kernels a first run needs (nothing on a GPU
+    or once they are cached)."""
+    from contextlib import nullcontext
+    if device != "cpu":
+        return nullcontext()
+    from .exec.warmup import CompileProgress
+    return CompileProgress()
+
+
+def _classify(args, graph, model, inputs, labels, progress) -> list:
+    """Top classes (and with --stats zero fractions) of every image."""
+    import numpy as np
+
+    from .errors import GraphError
+    from .exec import Executor
+    if progress is not None:
+        progress.at(0, 0, "loading the model")
+    ex = Executor(graph, model.weights, device=args.device, source=args.model)
     results = []
     step = 1 if args.stats else args.batch_size  # statistics per image
     for i in range(0, len(inputs), step):
         batch = np.stack(inputs[i:i + step])
         try:
             if args.stats:
-                outs, counts = ex.run(batch, collect_stats=True)
+                outs, counts = ex.run(batch, collect_stats=True, progress=progress)
             else:
-                outs, counts = ex.run(batch), None
+                outs, counts = ex.run(batch, progress=progress), None
         except GraphError as e:
             raise GraphError(f"{args.images[i]}: {e} (see --crop/--resize)") from None
         probs = _probabilities(graph, outs[graph.outputs()[0]])
@@ -154,11 +202,21 @@ def cmd_run(args) -> int:
             if counts is not None:
                 r["zero_fraction"] = {name: 1.0 - c.density for name, c in counts.items()}
             results.append(r)
-    if args.format == "json":
-        json.dump(results, sys.stdout, indent=1)
-        print()
-    else:
-        _print_tables(results, args, graph)
+    ex.close()
+    return results
+
+
+def cmd_warmup(args) -> int:
+    import time
+
+    from .cpu_target import resolve
+    from .exec.warmup import CompileProgress, warmup
+    target = resolve()
+    t0 = time.perf_counter()
+    with CompileProgress() as progress:
+        jobs = warmup(progress, threads=args.threads)
+    print(f"CPU kernels ready for target {target.name} ({target.cpu}, {target.vector_bits}-bit vectors): "
+          f"{progress.compiled} compiled, {jobs} warmup networks run in {time.perf_counter() - t0:.1f} s")
     return 0
 
 

@@ -13,6 +13,7 @@ joules, hertz and bits; YAML files may say ``"2.5 MiB"``, ``"200 MHz"``, ``"5 pJ
 """
 from __future__ import annotations
 
+import math
 import re
 
 from .errors import SpecError
@@ -38,6 +39,35 @@ _BASE = {
 _RE = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-zµ/]*)\s*$")
 
 DIMENSIONS = sorted({d for d, _ in _BASE.values()})
+
+# The magnitudes sqsim accepts per dimension (besides 0), in SI: far wider than any real hardware,
+# narrow enough that times, energies and cycle counts computed from them stay finite.
+RANGES = {
+    "bytes": (1 / 8, 2.0 ** 60),                 # one bit .. 1 EiB
+    "hertz": (1e-3, 1e15),
+    "joules": (1e-24, 1e3),
+    "seconds": (1e-18, 1e9),
+    "watts": (1e-15, 1e9),
+    "bytes_per_second": (1e-3, 1e18),
+    "joules_per_bit": (1e-24, 1e3),
+    "number": (0.0, 1e30),
+}
+_SI_UNIT = {"bytes": "B", "hertz": "Hz", "joules": "J", "seconds": "s", "watts": "W", "bytes_per_second": "B/s",
+            "joules_per_bit": "J/bit", "number": ""}
+
+
+def check_range(value: float, dimension: str, what: str = "value", given=None) -> float:
+    """``value`` (SI) if it is finite and 0 or inside :data:`RANGES` for ``dimension``, else SpecError."""
+    from .errors import short
+    shown = short(given if given is not None else value, 40)
+    if not math.isfinite(value):
+        raise SpecError(f"{what}: {shown} is not a finite {dimension} quantity")
+    lo, hi = RANGES.get(dimension, (0.0, math.inf))
+    if value != 0 and not lo <= abs(value) <= hi:
+        unit = _SI_UNIT.get(dimension, "")
+        raise SpecError(f"{what}: {shown} is outside the range sqsim accepts for {dimension} "
+                        f"(0, or {lo:g} to {hi:g}{' ' + unit if unit else ''} in magnitude)")
+    return value
 
 
 def _split_unit(unit: str):
@@ -66,17 +96,26 @@ def parse_quantity(value, dimension: str, what: str = "value") -> float:
     Raises
     ------
     SpecError
-        Unknown unit, a unit of the wrong dimension, or not a number.
+        Unknown unit, a unit of the wrong dimension, not a number, not finite (``.inf``,
+        ``1e400 KiB``), or outside :data:`RANGES` (``1e-300 B/s``).
     """
+    return check_range(_parse(value, dimension, what), dimension, what, value)
+
+
+def _parse(value, dimension: str, what: str) -> float:
+    from .errors import short
     if isinstance(value, bool):
         raise SpecError(f"{what}: expected a {dimension} quantity, got {value!r}")
     if isinstance(value, (int, float)):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf
     if not isinstance(value, str):
-        raise SpecError(f"{what}: expected a number or unit string, got {value!r}")
-    m = _RE.match(value)
+        raise SpecError(f"{what}: expected a number or unit string, got {short(value)}")
+    m = _RE.match(value) if len(value) <= 200 else None
     if not m:
-        raise SpecError(f"{what}: cannot parse {value!r} as a {dimension} quantity "
+        raise SpecError(f"{what}: cannot parse {short(value, 40)} as a {dimension} quantity "
                         f"(expected e.g. '2.5 MiB', '200 MHz', '5 pJ')")
     number, unit = float(m.group(1)), m.group(2)
     if dimension == "number":

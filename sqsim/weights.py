@@ -8,13 +8,16 @@ Files: ``.npz`` with arrays named ``<layer>.weight`` and ``<layer>.bias`` (read 
 from __future__ import annotations
 
 import io
+import math
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import FormatError, GraphError
+from .errors import FormatError, GraphError, short
 from .paths import atomic_write_bytes
 
 
@@ -74,13 +77,23 @@ def check_weights(graph, weights: dict, source: str = "weights") -> dict:
             if b.shape != (info.biases,):
                 raise GraphError(f"{source}: layer {name!r}: bias shape {tuple(b.shape)} does not match "
                                  f"({info.biases},)")
-            b = np.ascontiguousarray(b, dtype=np.float32)
+            b = _as_float32(b, source, name)
         elif b is not None:
             raise GraphError(f"{source}: layer {name!r}: a bias was given but the layer has bias: false")
+        w = _as_float32(w, source, name)
         if not np.all(np.isfinite(w)) or (b is not None and not np.all(np.isfinite(b))):
-            raise GraphError(f"{source}: layer {name!r}: weights contain NaN or infinity")
-        out[name] = LayerWeights(np.ascontiguousarray(w, dtype=np.float32), b)
+            raise GraphError(f"{source}: layer {name!r}: weights contain NaN or infinity (or values beyond float32)")
+        out[name] = LayerWeights(w, b)
     return out
+
+
+def _as_float32(a: np.ndarray, source: str, name: str) -> np.ndarray:
+    """``a`` as C-contiguous float32: real numbers only; values beyond float32 become infinite
+    (and are refused by the caller's finiteness check)."""
+    if a.dtype.kind not in "fiu":
+        raise GraphError(f"{source}: layer {name!r}: weights must be real numbers, got dtype {a.dtype}")
+    with np.errstate(over="ignore"):
+        return np.ascontiguousarray(a, dtype=np.float32)
 
 
 def he_init(graph, seed: int = 0) -> dict:
@@ -89,6 +102,9 @@ def he_init(graph, seed: int = 0) -> dict:
     Each layer draws from its own stream seeded by (seed, layer index), so a layer's weights do not
     depend on the layers before it.
     """
+    from .limits import check_memory
+    total = sum(graph.info(l.name).params for l in graph.weighted_layers())
+    check_memory(4 * total, f"network {graph.name!r}: synthetic weights ({total:,} float32 parameters)")
     out = {}
     for i, layer in enumerate(graph.weighted_layers()):
         info = graph.info(layer.name)
@@ -112,16 +128,43 @@ def save_npz(path, weights: dict) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _check_npz_sizes(path) -> None:
+    """Check every array's declared shape against its stored bytes and the memory budget, before
+    numpy allocates it (numpy sizes a zip member's array from its header alone)."""
+    from numpy.lib import format as npformat
+
+    from .limits import check_memory
+    total = 0
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            with zf.open(info) as f:
+                version = npformat.read_magic(f)
+                if version not in ((1, 0), (2, 0), (3, 0)):
+                    raise ValueError(f"array {info.filename!r}: unknown .npy version {version}")
+                read = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
+                shape, _, dtype = read(f)
+            nbytes = math.prod(shape) * dtype.itemsize
+            if dtype.hasobject or nbytes > info.file_size:
+                raise ValueError(f"array {info.filename!r} declares {nbytes:,} bytes of {dtype} but stores "
+                                 f"{info.file_size:,}")
+            total += nbytes
+            check_memory(total, f"{path}: arrays")
+
+
 def load_npz(path) -> dict:
     """Read an .npz of ``<layer>.weight`` / ``<layer>.bias`` arrays (no pickle)."""
+    from .limits import check_file
     path = Path(path)
+    check_file(path, "binary")
     try:
+        _check_npz_sizes(path)
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise FormatError(f"{path}: no such file") from None
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise FormatError(f"{path}: not a readable .npz weights file ({e})") from None
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError, zlib.error,
+            struct.error) as e:   # what zipfile and numpy raise for a damaged or unusual archive
+        raise FormatError(f"{path}: not a readable .npz weights file ({short(str(e), 200)})") from None
     out: dict = {}
     for key in arrays:
         if key.endswith(".weight"):

@@ -22,3 +22,8 @@ def need_shared(*parts: str) -> Path:
 @pytest.fixture
 def shared():
     return need_shared
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fuzz-long", action="store_true", default=False,
+                     help="run the long fuzz budget (SQSIM_FUZZ_INPUTS, default 100,000) instead of CI's 10,000")

@@ -12,9 +12,10 @@ import pytest
 
 from sqsim.errors import GraphError, SqsimError
 from sqsim.exec import ActivationCount, Executor, SparseWeights, measure_activation_density
-from sqsim.exec.cpu import CpuBackend
+from sqsim.exec.kernels.cpu.backend import CpuBackend
 from sqsim.exec.plan import build_plan
-from sqsim.exec.store import huffman_table, sparse_from_model
+from sqsim.exec.kernels.streams import code_table
+from sqsim.exec.store import sparse_from_model
 from sqsim.ir import Compression, Graph, Layer, load
 from sqsim.weights import LayerWeights, he_init
 from tests.conftest import ARCHS
@@ -101,7 +102,7 @@ def test_conv2d_matches_reference(shape, out, kernel, stride, pad, groups):
 
 # Many output channels, few positions: off the direct-conv kernel (switched off here; it has its own
 # channel split, test_exec_direct) the CPU backend splits the channels among its threads instead of the
-# column bands (cpu.CpuBackend._conv_by_channels); with threads=1 every conv takes the band path.
+# column bands (ConvOps._conv_by_channels); with threads=1 every conv takes the band path.
 WIDE_CONVS = [
     ((6, 5, 5), 72, (3, 3), (1, 1), (1, 1), 1),
     ((8, 7, 6), 64, (3, 3), (2, 2), (1, 1), 2),
@@ -183,7 +184,7 @@ def test_pool_matches_caffe(op, kernel, stride, pad, ceil, shape):
 @pytest.mark.parametrize("shape, ceil, fast", [((2, 9, 11), True, True), ((2, 10, 10), False, True),
                                                ((2, 8, 8), True, False), ((2, 10, 10), True, False)])
 def test_max_pool_3x3s2_fast_kernel_only_where_every_window_is_inside(shape, ceil, fast, monkeypatch):
-    from sqsim.exec import cpu_kernels as K
+    from sqsim.exec.kernels.cpu import dense as K
     calls = []
     real = K.max_pool_3x3s2
     monkeypatch.setattr(K, "max_pool_3x3s2", lambda *a: calls.append(1) or real(*a))
@@ -363,8 +364,8 @@ def test_decode_and_sparse_matmul_equal_dense(bits, index_bits, blocks):
     np.testing.assert_array_equal(sw.to_dense().weight, dense)
     x = rand((45, 3), seed=9)
     y = np.empty((37, 3), np.float32)
-    from sqsim.exec import cpu_kernels as K
-    K.sparse_matmul(*sw.kernel_args(), *sw.huffman_args(), x, y)
+    from sqsim.exec.kernels.cpu.matmul import sparse_matmul
+    sparse_matmul(*sw.kernel_args(), *sw.huffman_args(), x, y)
     np.testing.assert_allclose(y, dense.reshape(37, -1) @ x, rtol=RTOL, atol=1e-5)
 
 
@@ -375,20 +376,21 @@ def test_row_pointer_kernels_equal_dense_and_block_kernels(bits, index_bits, n):
     product agrees with the dense product and is bit-identical to the block kernel (the same summation
     order, so Huffman-coded and fixed-width layers give the same bits).  Rows of 1-60 entries exercise
     the eight-at-a-time fast path with heads and tails, (10, 4) and (3, 9) the symbol-at-a-time path."""
-    from sqsim.exec import cpu_kernels as K
+    from sqsim.exec.kernels.cpu.matmul import sparse_matmul
+    from sqsim.exec.kernels.cpu.rows import decode_row_range, decode_rows, sparse_matmul_rows
     dense, codebook, codes, rel = random_sparse((53, 7, 3, 3), 0.3, bits, index_bits, seed=bits + n)
     sw = SparseWeights.from_symbols("w", dense.shape, codebook, codes, rel, code_bits=bits,
                                     index_bits=index_bits, blocks=5)
     assert sw.row_entry is not None and sw.row_entry[-1] == sw.n_entries
-    for decode in (K.decode_rows, K.decode_rows_serial):
+    for decode in (decode_rows, lambda *a: decode_row_range(*a[:-2], 0, sw.rows, a[-1], kr=a[-2])):
         out = np.full(dense.size, np.nan, np.float32)
         decode(*sw.row_kernel_args(), 1, out)
         np.testing.assert_array_equal(out.reshape(dense.shape), dense)
     x = rand((63, n), seed=5)
     y_rows = np.full((53, n), np.nan, np.float32)
     y_blocks = np.full((53, n), np.nan, np.float32)
-    K.sparse_matmul_rows(*sw.row_kernel_args(), x, y_rows)
-    K.sparse_matmul(*sw.kernel_args(), *sw.huffman_args(), x, y_blocks)
+    sparse_matmul_rows(*sw.row_kernel_args(), x, y_rows)
+    sparse_matmul(*sw.kernel_args(), *sw.huffman_args(), x, y_blocks)
     np.testing.assert_allclose(y_rows, dense.reshape(53, -1).astype(np.float64) @ x, rtol=RTOL, atol=1e-5)
     np.testing.assert_array_equal(y_rows, y_blocks)
 
@@ -396,7 +398,8 @@ def test_row_pointer_kernels_equal_dense_and_block_kernels(bits, index_bits, n):
 def test_row_pointer_kernels_without_codes_or_indices():
     """Per-entry values (no code stream) and dense codes (no index stream) take the row kernels too, and
     the block kernel gives the same products."""
-    from sqsim.exec import cpu_kernels as K
+    from sqsim.exec.kernels.cpu import matmul as K
+    from sqsim.exec.kernels.cpu.rows import sparse_matmul_rows
     rng = np.random.default_rng(4)
     dense = rng.standard_normal((9, 21)).astype(np.float32)
     dense[rng.random(dense.shape) < 0.6] = 0.0
@@ -414,7 +417,7 @@ def test_row_pointer_kernels_without_codes_or_indices():
         np.testing.assert_array_equal(sw.to_dense().weight, w)
         for n in (1, 2):  # the block kernel sums in the row kernel's order: the same bits
             y = np.empty((9, n), np.float32)
-            K.sparse_matmul_rows(*sw.row_kernel_args(), x[:, :n].copy(), y)
+            sparse_matmul_rows(*sw.row_kernel_args(), x[:, :n].copy(), y)
             np.testing.assert_allclose(y, w.astype(np.float64) @ x[:, :n], rtol=RTOL, atol=1e-5)
             y_blocks = np.full((9, n), np.nan, np.float32)
             K.sparse_matmul(*sw.kernel_args(), *sw.huffman_args(), x[:, :n].copy(), y_blocks)
@@ -423,14 +426,14 @@ def test_row_pointer_kernels_without_codes_or_indices():
 
 def test_huffman_streams_decode_like_the_compress_package():
     from sqsim.compress import huffman
-    from sqsim.exec import cpu_kernels as K
+    from sqsim.exec.kernels.cpu import huffman as K
     rng = np.random.default_rng(0)
     for bits in (4, 6, 8):
         counts = (rng.pareto(1.2, 1 << bits) * 50).astype(np.int64) + (rng.random(1 << bits) < 0.7)
         symbols = rng.choice(1 << bits, size=3000, p=counts / counts.sum())
         lengths = huffman.code_lengths(np.bincount(symbols, minlength=1 << bits))
         data, nbits = huffman.encode(symbols, lengths)
-        table = huffman_table(lengths, lut_bits=5)  # short first level: exercises the sub-tables too
+        table = code_table(lengths, lut_bits=5)  # short first level: exercises the sub-tables too
         padded = np.concatenate([data, np.zeros(3, np.uint8)])
         pos, out = 0, []
         for _ in range(symbols.size):
@@ -457,7 +460,7 @@ def test_multi_symbol_table_equals_greedy_decoding(bits, w, monkeypatch):
     """Every window of the multi-symbol table against reading its bits code by code (codes longer than
     the window give n = 0; a one-symbol code has an invalid half, which must stop the greedy read)."""
     from sqsim.compress import huffman
-    from sqsim.exec import store
+    from sqsim.exec.kernels import streams as store
     monkeypatch.setattr(store, "MULTI_TABLE_BITS", (w,))
     rng = np.random.default_rng(bits + w)
     counts = (rng.pareto(1.0, 1 << bits) * 40).astype(np.int64) + (rng.random(1 << bits) < 0.6)
@@ -470,10 +473,11 @@ def test_multi_symbol_table_equals_greedy_decoding(bits, w, monkeypatch):
     for v in range(1 << w):
         syms, used = _greedy_window(format(v, f"0{w}b"), codes)
         ent = int(table[1 + v]) & 0xFFFFFFFF
-        n = (ent >> 4) & 3
+        n = (ent >> store.MT_COUNT_SHIFT) & store.MT_COUNT_MASK
         assert n == len(syms), v
-        assert [(ent >> (8 + 8 * i)) & 255 for i in range(n)] == syms
-        assert (ent & 15) == (used if n else 0)
+        assert [(ent >> (store.MT_SYMBOLS_SHIFT + 8 * i)) & 255 for i in range(n)] == syms
+        assert (ent & store.MT_LENGTH_MASK) == (used if n else 0)
+        assert bool(ent & store.MT_COUNT_FIELD) == (n > 0)
     assert store.multi_table(lengths, table.nbytes * store.MULTI_TABLE_SHARE - 1) is None  # stream too small
     assert store.multi_table(np.ones(512, np.uint8) * 9, 1 << 30) is None  # over 256 symbols
 
@@ -487,8 +491,10 @@ def test_multi_symbol_huffman_kernels_equal_fixed_width(code_bits, density, bloc
     the same bits.  Blocks start off the segment grid; 4- and 8-bit tables leave many codes to the
     two-level fallback; density 1 stores no index stream (codes only)."""
     from sqsim.compress import compress
-    from sqsim.exec import cpu_kernels as K
-    from sqsim.exec import store
+    from sqsim.exec.kernels import streams as store
+    from sqsim.exec.kernels.cpu.decode import decode_range
+    from sqsim.exec.kernels.cpu.matmul import sparse_matmul
+    from sqsim.exec.kernels.cpu.rows import sparse_matmul_rows
     g = Graph([Layer("data", "input", shape=(150, 2, 2)),
                Layer("fc", "fc", ("data",), out_channels=61, compression=Compression(density, code_bits, 4))],
               name="fcnet")
@@ -511,23 +517,23 @@ def test_multi_symbol_huffman_kernels_equal_fixed_width(code_bits, density, bloc
     np.testing.assert_array_equal(dense, cm.layers["fc"].dense_weight())
     for sw in (plain, fast):
         np.testing.assert_array_equal(sw.to_dense().weight, dense)
-        out = np.full(dense.size, np.nan, np.float32)
-        K.decode_blocks_serial(*sw.kernel_args(), *sw.huffman_args(), 1, out)
-        np.testing.assert_array_equal(out.reshape(dense.shape), dense)
         nb = sw.block_row.size - 1
         out = np.full(dense.size, np.nan, np.float32)
+        decode_range(0, nb, *sw.kernel_args(), *sw.huffman_args(), 1, out)  # all blocks as one run
+        np.testing.assert_array_equal(out.reshape(dense.shape), dense)
+        out = np.full(dense.size, np.nan, np.float32)
         for b0, b1 in ((0, nb // 2), (nb // 2, nb)):  # a channel-split conv's tasks: runs of row blocks
-            K.decode_block_range(*sw.kernel_args(), *sw.huffman_args(), b0, b1, out)
+            decode_range(b0, b1, *sw.kernel_args(), *sw.huffman_args(), 1, out)
         np.testing.assert_array_equal(out.reshape(dense.shape), dense)
     for n in (1, 3):
         x = rand((600, n), seed=n)
         ys = []
         for sw in (plain, fast):
             y = np.full((61, n), np.nan, np.float32)
-            K.sparse_matmul(*sw.kernel_args(), *sw.huffman_args(), x, y)
+            sparse_matmul(*sw.kernel_args(), *sw.huffman_args(), x, y)
             ys.append(y)
         y = np.full((61, n), np.nan, np.float32)
-        K.sparse_matmul_rows(*fixed.row_kernel_args(), x, y)
+        sparse_matmul_rows(*fixed.row_kernel_args(), x, y)
         np.testing.assert_array_equal(ys[0], y)
         np.testing.assert_array_equal(ys[1], y)
         np.testing.assert_allclose(y, dense.reshape(61, -1).astype(np.float64) @ x, rtol=RTOL, atol=1e-5)
@@ -539,8 +545,8 @@ def test_read_lanes_short_ranges_and_partial_segments(table_bits, monkeypatch):
     retire at different times; short ranges leave most chains empty): each chain's bytes are the
     stream's symbols, and no byte outside the chains' runs and slack, or the scratch, is written."""
     from sqsim.compress import compress
-    from sqsim.exec import cpu_kernels as K
-    from sqsim.exec import store
+    from sqsim.exec.kernels import streams as store
+    from sqsim.exec.kernels.cpu import huffman as K
     g = Graph([Layer("data", "input", shape=(200, 2, 2)),
                Layer("fc", "fc", ("data",), out_channels=40, compression=Compression(0.5, 6, 4))], name="fcnet")
     cm = compress(g, he_init(g, 7), huffman=True)
@@ -559,12 +565,12 @@ def test_read_lanes_short_ranges_and_partial_segments(table_bits, monkeypatch):
             last = min((e0 // seg + K.LANES) * seg, n)
             for t in sorted({min(e0 + 1, last), min(e0 + 2, last), min(e0 + 40, last), min(e0 + seg + 3, last),
                              min(e0 + 3 * seg, last), last}):
-                buf = np.full(K._LANE_BUF, 255, np.uint8)
+                buf = np.full(K.LANE_BUF, 255, np.uint8)
                 K.read_lanes(data, mt, table, segs, int(bits[e0]), e0, t, buf, np.empty(4 * K.LANES, np.int64))
-                touched = np.zeros(K._LANE_BUF, bool)
-                touched[K._SCRATCH:] = True
+                touched = np.zeros(K.LANE_BUF, bool)
+                touched[K.SCRATCH:] = True
                 for p in range(K.LANES):
-                    i0, i1, off = K._segment(e0, t - e0, p)
+                    i0, i1, off = K.segment(e0, t - e0, p)
                     np.testing.assert_array_equal(buf[i0 + off:i1 + off], symbols[e0 + i0:e0 + i1])
                     touched[i0 + off:i1 + off + (3 if i1 > i0 else 0)] = True
                 assert np.all(buf[~touched] == 255)
@@ -574,7 +580,7 @@ def test_blocks_start_on_register_blocks():
     """Row blocks start on multiples of ROW_ALIGN rows where the row count is one (a conv task then
     decodes whole register blocks), else on any row; at most CPU_BLOCKS of them, none empty; the GPU's
     blocks are single rows."""
-    from sqsim.exec import store
+    from sqsim.exec.kernels import streams as store
     assert store.ROW_ALIGN == 8 and store.CPU_BLOCKS == 16
     for rows, want in ((16, [0, 8, 16]), (96, list(range(0, 97, 8))), (256, list(range(0, 257, 16))),
                        (20, [r * 20 // 16 for r in range(17)])):
@@ -605,7 +611,7 @@ def test_compressed_run_equals_dense_run_on_decoded_weights(small_net, huffman):
     ex = Executor(g, cm)
     # resident = the stored streams + checkpoints and decoding tables (a few KB per layer, and multi-symbol
     # tables of at most 1/MULTI_TABLE_SHARE of a Huffman stream)
-    from sqsim.exec import store
+    from sqsim.exec.kernels import streams as store
     stored = sum(cl.size().stored_bytes for cl in cm.layers.values())
     limit = stored + 4096 * len(cm.layers) + (stored // store.MULTI_TABLE_SHARE if huffman else 0)
     assert ex.compressed and stored <= ex.resident_weight_bytes() <= limit
@@ -643,7 +649,7 @@ def test_sparse_from_model_keeps_streams_compressed(small_net):
             assert isinstance(sp[name], LayerWeights)
             continue
         if cl.weight_bits is not None:  # the code stream is held at its stored size (plus read padding)
-            from sqsim.exec.store import STREAM_PAD
+            from sqsim.exec.kernels.streams import STREAM_PAD
             assert sp[name].code_data.size - STREAM_PAD == cl.values.data.size
         assert sp[name].huffman == (cl.values.encoding == "huffman" or getattr(cl.index, "encoding", "") == "huffman")
         np.testing.assert_array_equal(sp[name].to_dense().weight, cl.dense_weight())

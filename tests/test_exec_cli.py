@@ -115,3 +115,42 @@ def test_run_parser_imports_no_numba():
     code = ("import sys; from sqsim.cli import build_parser; build_parser().parse_args(['run', 'm.sqz', 'x.png']); "
             "assert 'numba' not in sys.modules and 'PIL' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_shipped_imagenet_labels_equal_the_synset_words():
+    """sqsim ships the 1000 ImageNet synsets (sqsim/data, from the ONNX Model Zoo): the same lines, and so
+    the same names, as the common Caffe synset_words.txt in the shared data."""
+    from sqsim.data import imagenet_labels, imagenet_synsets_path
+    from sqsim.exec.preprocess import read_labels
+    words = need_shared("labels", "synset_words.txt")
+    shipped = imagenet_synsets_path().read_text(encoding="utf-8").splitlines()
+    assert [line.rstrip() for line in shipped] == words.read_text(encoding="utf-8").splitlines()
+    assert list(imagenet_labels()) == read_labels(words, 1000)
+
+
+def test_imagenet_models_show_class_names_by_default(capsys, released_args, tmp_path, v11_files):
+    from sqsim.data import imagenet_labels
+    panda = need_shared("images", "red_panda.png")
+    top = run_json(capsys, *released_args, panda)[0]["top5"]
+    assert top[0]["class"] == 387 and top[0]["label"] == "lesser panda"
+    assert all(e["label"] == imagenet_labels()[e["class"]] for e in top)
+    assert main(["run", *map(str, released_args), str(panda), "--top", "1"]) == 0
+    assert "lesser panda" in capsys.readouterr().out
+    own = tmp_path / "own.txt"
+    own.write_text("".join(f"class number {i}\n" for i in range(1000)))
+    top = run_json(capsys, *released_args, panda, "--labels", own)[0]["top5"]
+    assert [e["label"] for e in top] == [f"class number {e['class']}" for e in top]  # --labels overrides
+
+
+def test_other_class_counts_show_indices(capsys, tmp_path):
+    from sqsim.ir import Graph, Layer
+    g = Graph([Layer("data", "input", shape=(3, 8, 8)),
+               Layer("conv", "conv2d", ("data",), out_channels=10, kernel=(8, 8)),
+               Layer("prob", "softmax", ("conv",))])
+    from sqsim.ir.yaml_format import save
+    save(g, tmp_path / "ten.yaml")
+    save_npz(tmp_path / "ten.npz", he_init(g, 0))
+    img = need_shared("images", "chelsea.png")
+    top = run_json(capsys, tmp_path / "ten.npz", img, "--arch", tmp_path / "ten.yaml", "--crop", "8", "--resize",
+                   "8")[0]["top5"]
+    assert [e["label"] for e in top] == [str(e["class"]) for e in top]

@@ -1,4 +1,4 @@
-"""The direct-conv kernel (sqsim.exec.direct_conv): the raw kernel against numpy, in both vector widths,
+"""The direct-conv kernels (sqsim.exec.kernels.cpu.llvm): the raw kernels against numpy, in both vector widths,
 and every conv the CPU backend sends to it against the float64 loop reference of test_exec."""
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from sqsim.exec import Executor
-from sqsim.exec.cpu import CpuBackend
-from sqsim.exec.direct_conv import LB, NSEG, compile_kernel, kernel, store_map
+from sqsim.exec.kernels.cpu.backend import CpuBackend
+from sqsim.exec.kernels.cpu.conv import Compressed
+from sqsim.exec.kernels.cpu.llvm import LB, NSEG, compile_kernel, kernel, store_map
 from sqsim.ir import Layer
 from tests.test_exec import RTOL, rand, ref_conv, single
 
@@ -81,7 +82,7 @@ def test_store_map_sends_every_valid_position_once(geometry, vl):
 @pytest.mark.parametrize("stride, pad", [((1, 1), (1, 1)), ((2, 2), (0, 0)), ((2, 3), (1, 2)), ((4, 4), (0, 0)),
                                          ((3, 1), (2, 0))])
 def test_pad_phases_splits_the_padded_input_into_stride_phases(stride, pad):
-    from sqsim.exec import cpu_kernels as K
+    from sqsim.exec.kernels.cpu import dense as K
     x = rand((3, 2, 11, 9), 1)
     (sh, sw), (ph, pw) = stride, pad
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
@@ -116,6 +117,8 @@ def test_decode_into_blocks_matches_pack(rows, row_len, blocks, density, huffman
     pruned layers and dense ones, which have no index stream)."""
     from sqsim.compress import compress
     from sqsim.exec import store
+    from sqsim.exec.kernels import streams
+    from sqsim.exec.kernels.cpu import decode_dense
     from sqsim.ir import Compression, Graph, Layer
     from sqsim.weights import he_init
     kern8 = kernel()
@@ -124,15 +127,15 @@ def test_decode_into_blocks_matches_pack(rows, row_len, blocks, density, huffman
     cm = compress(g, he_init(g, rows), huffman=huffman)
     dense = cm.layers["fc"].dense_weight().reshape(rows, row_len)
     assert (cm.layers["fc"].index is None) == (density == 1.0)
-    monkeypatch.setattr(store, "MULTI_TABLE_SHARE", 1 << 30)  # no multi-symbol tables
+    monkeypatch.setattr(streams, "MULTI_TABLE_SHARE", 1 << 30)  # no multi-symbol tables
     layers = [store.sparse_from_model(cm, blocks)["fc"]]
     if huffman:
-        monkeypatch.setattr(store, "MULTI_TABLE_SHARE", 0)  # tables however small the layer
+        monkeypatch.setattr(streams, "MULTI_TABLE_SHARE", 0)  # tables however small the layer
         layers.append(store.sparse_from_model(cm, blocks)["fc"])
         assert layers[0].code_mtable.size == 0 and layers[1].code_mtable.size > 0
     for sw in layers:
         for serial in (False, True):
-            monkeypatch.setattr(store, "SERIAL_DECODE_ENTRIES", (1 << 40) if serial else 0)
+            monkeypatch.setattr(decode_dense, "SERIAL_DECODE_ENTRIES", (1 << 40) if serial else 0)
             buf = np.full(rows * row_len + 7, np.nan, np.float32)
             got = sw.decode_into(buf, kern8.kr)
             assert got.shape == (rows // kern8.kr, row_len, kern8.kr)
@@ -162,13 +165,14 @@ def test_huffman_decoding_zeroes_blocks_no_entry_reaches(tables, monkeypatch):
     """Huffman decoding zeroes each block of rows as its entries reach it: rows with no entries at the
     start (the first entries' checkpoint has no position before it), in the middle and at the end still
     come out zero, in both layouts, whole and block by block, over a buffer full of NaN."""
-    from sqsim.exec import cpu_kernels as K
     from sqsim.exec import store
+    from sqsim.exec.kernels import streams
+    from sqsim.exec.kernels.cpu import decode as K
     kern8 = kernel()
     rows, row_len = 64, 288
     cm, dense = layer_with_pruned_rows(rows, row_len, 0.4, huffman=True)
     assert not dense[:16].any() and not dense[56:].any() and dense[16:40].any()
-    monkeypatch.setattr(store, "MULTI_TABLE_SHARE", 0 if tables else 1 << 30)
+    monkeypatch.setattr(streams, "MULTI_TABLE_SHARE", 0 if tables else 1 << 30)
     sw = store.sparse_from_model(cm, 8)["fc"]
     assert (sw.code_mtable.size > 0) == tables and list(sw.block_row) == list(range(0, 65, 8))
     args = sw.kernel_args() + sw.huffman_args()
@@ -178,11 +182,11 @@ def test_huffman_decoding_zeroes_blocks_no_entry_reaches(tables, monkeypatch):
             K.decode_blocks(*args, tasks, kr, buf)
             np.testing.assert_array_equal(buf, want)
         buf = np.full(rows * row_len, np.nan, np.float32)
-        K.decode_blocks_serial(*args, kr, buf)
+        K.decode_range(0, 8, *args, kr, buf)  # all blocks as one run
         np.testing.assert_array_equal(buf, want)
     buf = np.full(rows * row_len, np.nan, np.float32)
     for b in range(8):  # a channel-split task's rows, block by block
-        K.decode_block_range(*args, b, b + 1, buf)
+        K.decode_range(b, b + 1, *args, 1, buf)
     np.testing.assert_array_equal(buf, dense.reshape(-1))
 
 
@@ -276,40 +280,65 @@ def test_direct_conv_stays_inside_its_buffers(shape, out, kernel_hw, stride, pad
     guard = 1024
     size = out * n * p * q
     ybuf = np.full(size + 2 * guard, -7.0, np.float32)
-    work_size = be.cols_elements(layer, shape, n, (p, q))
+    work_size = be.work_elements(layer, shape, n, (p, q))
     work = np.full(work_size + 2 * guard, -5.0, np.float32)
     x = rand((c, n, h, w_), 2)  # CNHW, as the backend holds activations
     wt = rand((out, c // groups * kernel_hw[0] * kernel_hw[1]), 3)
     bias = rand((out,), 4)
-    be.conv2d(layer, x, ybuf[guard:guard + size].reshape(out, n, p, q), wt, bias, False, work[guard:-guard])
+    be._conv(layer, x, ybuf[guard:guard + size].reshape(out, n, p, q), wt, bias, False, work[guard:-guard])
     assert (ybuf[:guard] == -7).all() and (ybuf[-guard:] == -7).all()
     assert (work[:guard] == -5).all() and (work[-guard:] == -5).all()
     ref = ref_conv(x.transpose(1, 0, 2, 3), wt.reshape(out, c // groups, *kernel_hw), bias, stride, pad, groups)
     got = ybuf[guard:guard + size].reshape(out, n, p, q).transpose(1, 0, 2, 3)
     np.testing.assert_allclose(got, ref, rtol=RTOL, atol=RTOL * np.abs(ref).max())
-    if c // groups * kernel_hw[0] * kernel_hw[1] > 2000 and be._direct.kr == 8:  # 8-channel blocks: 92 KiB
-        assert be._direct_form(layer, c, out, (h, w_)) == "blocked"  # the case meant to cover it does
+    if kernel_hw != (1, 1):  # the blocked form where a block of output channels' weights overflows the figure
+        blocked = be._direct.kr * c // groups * kernel_hw[0] * kernel_hw[1] * 4 > be.caches.blocked_weight_bytes
+        assert be._direct_form(layer, c, out, (h, w_)) == ("blocked" if blocked else "whole")
 
 
 def test_direct_forms_follow_the_cache_rules():
     """1x1: whole while a tile's panel fits L1, blocked while the tile's partial sums do or the launch
-    splits the output channels, else BLAS;
-    larger kernels: whole, blocked for very long reductions; strided 1x1: never on the kernel."""
+    splits the output channels, else BLAS; larger kernels: whole, blocked for very long reductions;
+    strided 1x1: never on the kernel.  Each rule is checked at its threshold, with cache figures set
+    from the kernel's blocking (so the test holds for either vector width and any machine), and the
+    backend's default figures give what the same rules say."""
+    from dataclasses import replace
     be = CpuBackend(1)
     if be._direct is None:
         pytest.skip("no direct kernel on this CPU")
+    kern = be._direct
+    tile, kr = kern.tile, kern.kr
     one = Layer("conv", "conv2d", out_channels=64, kernel=(1, 1))
     wide = Layer("conv", "conv2d", out_channels=1000, kernel=(1, 1))
     three = Layer("conv", "conv2d", out_channels=64, kernel=(3, 3), pad=(1, 1))
-    form = be._direct_form
-    assert form(one, 64, 64, (27, 27)) == "whole"
-    assert form(one, 384, 64, (27, 27)) == "blocked"
-    assert form(wide, 512, 1000, (13, 13)) is None
-    assert form(wide, 512, 1000, (13, 13), 1) == "blocked"  # batch 1: the input fits L2, the channels split
-    assert form(wide, 512, 1000, (13, 13), 16) is None
-    assert form(three, 64, 64, (27, 27)) == "whole"
-    assert form(three, 512, 64, (14, 14)) == "blocked"
-    assert form(Layer("conv", "conv2d", out_channels=64, kernel=(1, 1), stride=(2, 2)), 64, 64, (27, 27)) is None
+    strided = Layer("conv", "conv2d", out_channels=64, kernel=(1, 1), stride=(2, 2))
+    base = be.caches
+
+    def form(layer, c, k, hw, n=None, **figures):
+        be.caches = replace(base, **figures)
+        return be._direct_form(layer, c, k, hw, n)
+    panel = 64 * tile * 4  # bytes of a tile's panel of 64 input channels (and of 64 output channels' sums)
+    assert form(one, 64, 64, (27, 27), l1_panel_bytes=panel) == "whole"
+    assert form(one, 64, 64, (27, 27), l1_panel_bytes=panel - 1) is None  # neither panel nor sums fit
+    assert form(one, 384, 64, (27, 27), l1_panel_bytes=panel) == "blocked"  # the partial sums fit
+    # 512 to 1000 channels on 13x13: the sums overflow; blocked only where the launch splits the channels
+    plane = 512 * -(-13 * 13 // tile) * tile
+    assert form(wide, 512, 1000, (13, 13), l1_panel_bytes=panel) is None
+    assert form(wide, 512, 1000, (13, 13), 1, l1_panel_bytes=panel, in_chunk_elements=plane) == "blocked"
+    assert form(wide, 512, 1000, (13, 13), 1, l1_panel_bytes=panel, in_chunk_elements=plane - 1) is None
+    assert form(wide, 512, 1000, (13, 13), 16, l1_panel_bytes=panel, in_chunk_elements=plane) is None
+    weights = kr * 512 * 9 * 4  # a block of output channels' weights, 3x3 from 512 channels
+    assert form(three, 512, 64, (14, 14), blocked_weight_bytes=weights) == "whole"
+    assert form(three, 512, 64, (14, 14), blocked_weight_bytes=weights - 1) == "blocked"
+    assert form(strided, 64, 64, (27, 27), l1_panel_bytes=1 << 30) is None
+    # the default figures, by the same rules
+    be.caches = base
+    fits = 64 * tile * 4 <= base.l1_panel_bytes
+    assert be._direct_form(one, 64, 64, (27, 27)) == ("whole" if fits else None)
+    assert be._direct_form(three, 64, 64, (27, 27)) == \
+        ("blocked" if kr * 64 * 9 * 4 > base.blocked_weight_bytes else "whole")
+    assert be._direct_form(three, 512, 64, (14, 14)) == \
+        ("blocked" if kr * 512 * 9 * 4 > base.blocked_weight_bytes else "whole")
 
 
 @pytest.mark.parametrize("relu, bias", [(True, True), (False, True), (True, False)])
@@ -326,9 +355,9 @@ def test_padded_1x1_on_blas_is_the_unpadded_product_inside_a_border_of_bias(pad,
     wt = rand((k, c), 7)
     b = rand((k,), 8) if bias else None
     out = np.full((k, n, p, q), np.nan, np.float32)
-    work = np.empty(be.cols_elements(layer, (c, h, w_), n, (p, q)), np.float32)
+    work = np.empty(be.work_elements(layer, (c, h, w_), n, (p, q)), np.float32)
     with be.running():
-        be.conv2d(layer, x, out, wt, b, relu, work)
+        be._conv(layer, x, out, wt, b, relu, work)
     ref = ref_conv(x.transpose(1, 0, 2, 3), wt.reshape(k, c, 1, 1), b, (1, 1), pad, 1)
     if relu:
         ref = np.maximum(ref, 0.0)
@@ -371,8 +400,10 @@ def test_direct_conv_split_by_channels(shape, out, kernel_hw, stride, pad, group
     entries), in both register blocks (8 and 4 rows): bit-identical to the same conv split by positions
     (and decoded whole first), which the float64 reference checks."""
     import numba
+    from dataclasses import replace
+
     from sqsim.compress import compress
-    from sqsim.exec import cpu, cpu_kernels
+    from sqsim.exec.kernels.cpu import direct, huffman
     from sqsim.exec.store import sparse_from_model
     from sqsim.ir import Compression
     if numba.config.NUMBA_NUM_THREADS < 2:
@@ -385,32 +416,39 @@ def test_direct_conv_split_by_channels(shape, out, kernel_hw, stride, pad, group
     model = w if form == "dense" else compress(g, w, huffman=form == "pqh")
     x = rand((1,) + shape, seed=4)
     calls = {"rows": 0, "blocks": 0, "tasks": []}
-    for name in ("rows", "blocks"):
-        real_k = getattr(cpu_kernels, f"run_direct_{name}")
-        monkeypatch.setattr(cpu_kernels, f"run_direct_{name}",
-                            lambda *a, _n=name, _r=real_k: calls.__setitem__(_n, calls[_n] + 1) or _r(*a))
+    real_blocks = direct.run_direct_blocks
+    monkeypatch.setattr(direct, "run_direct_blocks",
+                        lambda *a: calls.__setitem__("blocks", calls["blocks"] + 1) or real_blocks(*a))
+    real_rows = direct.run_direct_rows  # a kernel per rows decoder
+    monkeypatch.setattr(direct, "run_direct_rows", lambda cb, ib: lambda *a: calls.__setitem__(
+        "rows", calls["rows"] + 1) or real_rows(cb, ib)(*a))
     real_tasks = CpuBackend._channel_tasks
     monkeypatch.setattr(CpuBackend, "_channel_tasks",
                         lambda self, *a: calls["tasks"].append(real_tasks(self, *a)) or calls["tasks"][-1])
 
-    def executor(m):
+    def executor(m, **caches):
         ex = Executor(g, m, threads=2)
         ex.backend.sparse_density = 0.0  # decoded to dense weights, not on the sparse kernel
+        ex.backend.caches = replace(ex.backend.caches, **caches)
         if width == "avx2":
             ex.backend._direct = avx2_kernel
         return ex
     y = executor(model).run(x)["conv"]
     assert calls["tasks"] and calls["tasks"][-1] is not None  # split by channels
     per_task = {"dense": None, "pq": "rows", "pqh": "blocks"}[form]
-    if form == "pqh" and sparse_from_model(model)["conv"].n_entries < 2 * 2 * cpu_kernels.HUFFMAN_TASK_ENTRIES:
+    if form == "pqh" and sparse_from_model(model)["conv"].n_entries < 2 * 2 * huffman.HUFFMAN_TASK_ENTRIES:
         per_task = None  # too few entries for 2 tasks a thread: decoded whole, before
     for name in ("rows", "blocks"):
         assert calls[name] == (1 if name == per_task else 0)
-    monkeypatch.setattr(cpu, "IN_CHUNK_ELEMENTS", 0)  # no input fits: split by positions
     calls["tasks"].clear()
-    y_pos = executor(model).run(x)["conv"]
+    by_positions = executor(model, in_chunk_elements=0)  # no input fits: split by positions
+    y_pos = by_positions.run(x)["conv"]
     assert not calls["tasks"]
-    np.testing.assert_array_equal(y, y_pos)
+    c, h, w_ = shape
+    if by_positions.backend._takes_direct(layer, c, out, (h, w_), 1):
+        np.testing.assert_array_equal(y, y_pos)  # the same kernel calls per output row, split otherwise
+    else:  # a 1x1 conv on the kernel only because it splits its channels: BLAS sums in its own order
+        np.testing.assert_allclose(y, y_pos, rtol=1e-5, atol=1e-6 * np.abs(y).max())
     if form != "dense":
         np.testing.assert_array_equal(y, executor(model.decode()).run(x)["conv"])
     weight = model.decode()["conv"].weight if form != "dense" else w["conv"].weight
@@ -463,7 +501,7 @@ def test_sparse_kernel_sums_each_rows_entries(kern, relu, ncb):
     one or several channel blocks (partial sums kept in ``part`` between them), vector counts giving
     whole groups of SNV vectors and every remainder, ldy wider than the output (the extra columns stay
     untouched)."""
-    from sqsim.exec import cpu_kernels as K
+    from sqsim.exec.kernels.cpu import launch as K
     rng = np.random.default_rng(3)
     counts = [0, 1, 7, 0, 40, 3, 0, 2, 0, 5, 1, 0][:7 * ncb if ncb > 1 else 7]
     k = len(counts) // ncb
@@ -497,16 +535,17 @@ def test_sparse_kernel_sums_each_rows_entries(kern, relu, ncb):
 
 @pytest.mark.parametrize("huffman, tables", [(False, False), (True, False), (True, True)])
 def test_tap_lists_hold_every_entry(huffman, tables, monkeypatch):
-    """A layer decoded to tap lists (cpu_kernels.decode_taps, run_sparse_blocks' decoder) holds, row by
+    """A layer decoded to tap lists (decode.decode_taps, run_sparse_blocks' decoder) holds, row by
     row, each stored entry's value and its tap's input offset: rebuilt into a dense matrix (with offsets
     ``xoff[col]``) it is the dense decode; rows with no entries at the start, middle and end; whole, in
     runs of 3 and of 1 block, by every stream reader (fixed width, Huffman symbol by symbol and by
     multi-symbol tables), one list a row or one for each block of input channels."""
-    from sqsim.exec import cpu_kernels as K
     from sqsim.exec import store
+    from sqsim.exec.kernels import streams
+    from sqsim.exec.kernels.cpu import decode as K
     rows, row_len = 64, 288
     cm, dense = layer_with_pruned_rows(rows, row_len, 0.3, huffman=huffman)
-    monkeypatch.setattr(store, "MULTI_TABLE_SHARE", 0 if tables else 1 << 30)
+    monkeypatch.setattr(streams, "MULTI_TABLE_SHARE", 0 if tables else 1 << 30)
     sw = store.sparse_from_model(cm, 8)["fc"]
     assert (sw.code_mtable.size > 0) == tables
     xoff = (np.random.default_rng(0).permutation(row_len) * 3).astype(np.int64)  # any offsets
@@ -555,7 +594,7 @@ def test_sparse_convs_equal_the_dense_run_on_decoded_weights(shape, out, kernel_
     the decoded weights is on the direct kernel too, it equals it bit for bit (the same products summed
     in the same order, minus the zeros)."""
     from sqsim.compress import compress
-    from sqsim.exec import cpu_kernels
+    from sqsim.exec.kernels.cpu import direct
     from sqsim.ir import Compression
     if kernel() is None:
         pytest.skip("no direct-conv kernel on this CPU")
@@ -566,8 +605,8 @@ def test_sparse_convs_equal_the_dense_run_on_decoded_weights(shape, out, kernel_
     assert (model.layers["conv"].weight_bits is None) == (form == "pruned")
     x = rand((batch,) + shape, seed=6)
     used = []
-    real = cpu_kernels.run_sparse_blocks
-    monkeypatch.setattr(cpu_kernels, "run_sparse_blocks", lambda *a: used.append(1) or real(*a))
+    real = direct.run_sparse_blocks
+    monkeypatch.setattr(direct, "run_sparse_blocks", lambda *a: used.append(1) or real(*a))
     blocks = []
     real_blocks = CpuBackend._sparse_channel_blocks
     monkeypatch.setattr(CpuBackend, "_sparse_channel_blocks",
@@ -591,7 +630,7 @@ def test_sparse_convs_equal_the_dense_run_on_decoded_weights(shape, out, kernel_
 @pytest.mark.parametrize("shape, out, kernel_hw, stride, pad, groups", SPARSE_CONVS)
 def test_sparse_conv_stays_inside_its_buffers(shape, out, kernel_hw, stride, pad, groups):
     """The sparse kernel writes every output once and nothing around it; its tap lists fit the decode
-    buffer and its padded input the work buffer cols_elements gave; a 1x1 conv's input is read (not
+    buffer and its padded input the work buffer work_elements gave; a 1x1 conv's input is read (not
     written) at most a vector past its end, and only where the allocation has that much after it:
     else the layer is decoded to dense weights instead.  Guard bands on every side."""
     from sqsim.compress import compress
@@ -614,15 +653,15 @@ def test_sparse_conv_stays_inside_its_buffers(shape, out, kernel_hw, stride, pad
         a = np.full(size + 2 * guard, fill, np.float32)
         return a, a[guard:guard + size]
     ybuf, y = guarded(out * n * p * q, -7.0)
-    wbuf, work = guarded(be.cols_elements(layer, shape, n, (p, q)), -5.0)
+    wbuf, work = guarded(be.work_elements(layer, shape, n, (p, q)), -5.0)
     dbuf, dec = guarded(sw.rows * sw.row_len, -3.0)
     xbuf, x = guarded(c * n * h * w_, -1.0)
     x[:] = rand(x.size, 2)
     x = x.reshape(c, n, h, w_)  # CNHW, as the backend holds activations
     before = xbuf.copy()
-    assert be._takes_sparse(layer, x, (sw, dec), work)
+    assert be._takes_sparse(layer, x, Compressed(sw, dec), work)
     with be.running():
-        be.conv2d(layer, x, y.reshape(out, n, p, q), (sw, dec), sw.bias, False, work)
+        be._conv(layer, x, y.reshape(out, n, p, q), Compressed(sw, dec), sw.bias, False, work)
     for a, fill in ((ybuf, -7), (wbuf, -5), (dbuf, -3)):
         assert (a[:guard] == fill).all() and (a[-guard:] == fill).all()
     np.testing.assert_array_equal(xbuf, before)
@@ -630,7 +669,7 @@ def test_sparse_conv_stays_inside_its_buffers(shape, out, kernel_hw, stride, pad
     got = y.reshape(out, n, p, q).transpose(1, 0, 2, 3)
     np.testing.assert_allclose(got, ref, rtol=RTOL, atol=RTOL * np.abs(ref).max())
     if be._pointwise(layer):  # nothing readable after the input: not on the sparse kernel
-        assert not be._takes_sparse(layer, x.copy(), (sw, dec), work)
+        assert not be._takes_sparse(layer, x.copy(), Compressed(sw, dec), work)
 
 
 def test_sparse_kernel_takes_only_what_it_is_faster_on():
@@ -652,15 +691,15 @@ def test_sparse_kernel_takes_only_what_it_is_faster_on():
         return layer, sw, w["conv"].weight.reshape(64, -1)
     layer, sw, dense = case(0.3, kernel=(3, 3), pad=(1, 1))
     buf = np.empty(sw.rows * sw.row_len, np.float32)
-    assert be._takes_sparse(layer, x, (sw, buf), work)
+    assert be._takes_sparse(layer, x, Compressed(sw, buf), work)
     assert not be._takes_sparse(layer, x, dense, work)
-    assert not be._takes_sparse(layer, x, (sw, buf[:sw.n_entries]), work)  # the lists do not fit
+    assert not be._takes_sparse(layer, x, Compressed(sw, buf[:sw.n_entries]), work)  # the lists do not fit
     be.sparse_density = 0.0
-    assert not be._takes_sparse(layer, x, (sw, buf), work)
+    assert not be._takes_sparse(layer, x, Compressed(sw, buf), work)
     be.sparse_density = 0.4
     layer, sw, _ = case(0.6, kernel=(3, 3), pad=(1, 1))
-    assert not be._takes_sparse(layer, x, (sw, np.empty(sw.rows * sw.row_len, np.float32)), work)
+    assert not be._takes_sparse(layer, x, Compressed(sw, np.empty(sw.rows * sw.row_len, np.float32)), work)
     layer, sw, _ = case(0.3, kernel=(1, 1), stride=(2, 2))
-    assert not be._takes_sparse(layer, x, (sw, np.empty(sw.rows * sw.row_len, np.float32)), work)
+    assert not be._takes_sparse(layer, x, Compressed(sw, np.empty(sw.rows * sw.row_len, np.float32)), work)
     layer, sw, _ = case(0.3, kernel=(1, 1))
-    assert be._takes_sparse(layer, x, (sw, np.empty(sw.rows * sw.row_len, np.float32)), work)
+    assert be._takes_sparse(layer, x, Compressed(sw, np.empty(sw.rows * sw.row_len, np.float32)), work)

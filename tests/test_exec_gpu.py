@@ -57,7 +57,7 @@ def test_gpu_backend_in_cuda_simulator():
 
 
 def test_gpu_device_without_cupy_is_a_clear_error():
-    from sqsim.exec.gpu import gpu_unavailable_reason
+    from sqsim.exec.kernels.cuda.backend import gpu_unavailable_reason
     reason = gpu_unavailable_reason()
     if reason is None:
         pytest.skip("a usable GPU is present")

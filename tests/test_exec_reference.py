@@ -108,10 +108,10 @@ def test_released_model_computes_its_pruned_convs_on_their_sparse_form(released,
     """The released model's pruned convs (every expand3x3 at 30-33% density and conv_final at 21%) run on
     the sparse kernel, from tap lists decoded per run; every layer's output is what the dense run of the
     decoded weights gives (both on the direct kernels here: the same products in the same order)."""
-    from sqsim.exec import cpu_kernels
+    from sqsim.exec.kernels.cpu import direct
     calls = []
-    real = cpu_kernels.run_sparse_blocks
-    monkeypatch.setattr(cpu_kernels, "run_sparse_blocks", lambda *a: calls.append(1) or real(*a))
+    real = direct.run_sparse_blocks
+    monkeypatch.setattr(direct, "run_sparse_blocks", lambda *a: calls.append(1) or real(*a))
     x = real_images("red_panda.png")
     names = [l.name for l in released.graph.weighted_layers()]
     ours = Executor(released.graph, released.weights).run(x, outputs=names)

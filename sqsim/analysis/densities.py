@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SpecError, SqsimError
+from ..errors import SpecError, SqsimError, short
 
 ALIAS_OPS = ("relu", "dropout", "flatten")
 # consumers whose output density bounds their input's from above (or equals it)
@@ -183,16 +181,16 @@ def load_density_file(path) -> DensityFile:
         Unreadable file, not a mapping, a value that is not a number in [0, 1].  Layer names are
         checked against the network by :func:`resolve_densities`.
     """
+    from ..paths import read_text
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise SpecError(f"{p}: cannot read activation density file ({e.strerror})") from None
+    text = read_text(p, "activation density file")
     if p.suffix.lower() == ".json":
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as e:
             raise SpecError(f"{p}:{e.lineno}: invalid JSON: {e.msg}") from None
+        except RecursionError:
+            raise SpecError(f"{p}: invalid JSON: nested too deeply") from None
     else:
         from ..yamltext import load_yaml
         doc = load_yaml(text, str(p), "invalid YAML")
@@ -210,7 +208,7 @@ def load_density_file(path) -> DensityFile:
     for k, v in doc.items():
         where = f"{p}:{line}" if line else str(p)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0.0 <= v <= 1.0:
-            raise SpecError(f"{where}: layer {k!r}: density must be a number in [0, 1], got {v!r}")
+            raise SpecError(f"{where}: layer {short(k)}: density must be a number in [0, 1], got {short(v)}")
         values[str(k)] = float(v)
     return DensityFile(str(p), values, lines)
 
@@ -227,16 +225,6 @@ def save_density_file(path, graph, densities: Densities, note: str = "") -> Path
         import yaml
         text = ("# sqsim activation densities: fraction of non-zero values in each layer's input\n"
                 + yaml.safe_dump(doc, sort_keys=False))
-    directory = p.parent if str(p.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=directory)
-    except OSError as e:
-        raise SpecError(f"{p}: cannot write activation densities ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, p)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise SpecError(f"{p}: cannot write activation densities ({e.strerror})") from None
+    from ..paths import atomic_write_text
+    atomic_write_text(p, text)
     return p

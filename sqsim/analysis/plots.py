@@ -22,17 +22,27 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path) -> None:
-    buf = io.BytesIO()
+def plot_suffix(path) -> str:
+    """The figure format a plot path asks for (png, pdf or svg; SqsimError otherwise)."""
     suffix = str(path).rsplit(".", 1)[-1].lower() if "." in str(path) else ""
     if suffix not in ("png", "pdf", "svg"):
         raise SqsimError(f"{path}: plot file must end in .png, .pdf or .svg")
-    fig.savefig(buf, format=suffix, dpi=120, bbox_inches="tight")
-    atomic_write_bytes(path, buf.getvalue())
+    return suffix
+
+
+def _save(fig, path) -> None:
+    plt = _pyplot()
+    try:
+        buf = io.BytesIO()
+        fig.savefig(buf, format=plot_suffix(path), dpi=120, bbox_inches="tight")
+        atomic_write_bytes(path, buf.getvalue())
+    finally:
+        plt.close(fig)   # also when the write fails: no figure left open
 
 
 def plot_report(report, path) -> None:
     """Energy breakdown per layer and the roofline of ``report``, written to ``path``."""
+    plot_suffix(path)
     plt = _pyplot()
     fig, (ax_e, ax_r) = plt.subplots(1, 2, figsize=(15, 5.5), gridspec_kw={"width_ratios": [3, 2]})
     layers = list(report.layers)
@@ -71,11 +81,11 @@ def plot_report(report, path) -> None:
     ax_r.set_title(f"roofline: peak {peak} MACs/cycle, DRAM {bw:.3g} B/cycle")
     ax_r.legend(fontsize=8)
     _save(fig, path)
-    plt.close(fig)
 
 
 def plot_comparison(cmp, path) -> None:
     """DRAM bytes and energy per inference of every compared pair, written to ``path``."""
+    plot_suffix(path)
     plt = _pyplot()
     rows = cmp.to_rows()
     labels = [f"{r['network']}\n{r['hardware']}" for r in rows]
@@ -89,4 +99,3 @@ def plot_comparison(cmp, path) -> None:
         ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
         ax.set_yscale("log")
     _save(fig, path)
-    plt.close(fig)

@@ -44,7 +44,8 @@ def load_model(path, prototxt=None) -> CompressedModel:
     FormatError
         Unreadable or malformed file.
     SpecError
-        A released model given without its prototxt.
+        A released model given without its prototxt; an ``.sqz`` (which carries its own network)
+        given with a ``prototxt`` whose conv/fc layers differ from it.
     """
     path = Path(path)
     try:
@@ -53,8 +54,31 @@ def load_model(path, prototxt=None) -> CompressedModel:
     except OSError as e:
         raise FormatError(f"{path}: cannot read ({e.strerror})") from None
     if head == MAGIC:
-        return load_sqz(path)
+        model = load_sqz(path)
+        if prototxt is not None:
+            _check_same_network(model, prototxt, path)
+        return model
     if prototxt is None:
         raise SpecError(f"{path}: not an .sqz file; a released Deep Compression .net model needs its network "
                         f"definition (--prototxt FILE)")
     return load_released(path, prototxt)
+
+
+def _check_same_network(model: CompressedModel, prototxt, path) -> None:
+    """An .sqz carries its network; a network given with it must have the same conv/fc layers
+    (names and weight shapes, in order), or the user is combining two different models."""
+    from .released import _graph_of
+    graph = _graph_of(prototxt)
+    mine = [(l.name, model.graph.info(l.name).weight_shape) for l in model.graph.weighted_layers()]
+    theirs = [(l.name, graph.info(l.name).weight_shape) for l in graph.weighted_layers()]
+    if mine == theirs:
+        return
+    source = getattr(graph, "source", None) or str(prototxt)
+    diff = next(((a, b) for a, b in zip(mine, theirs) if a != b), None)
+    if diff is None:
+        detail = f"{len(mine)} conv/fc layers in the .sqz, {len(theirs)} in {source}"
+    else:
+        (n1, s1), (n2, s2) = diff
+        detail = f"first difference: {n1!r} {'x'.join(map(str, s1))} in the .sqz, {n2!r} {'x'.join(map(str, s2))} there"
+    raise SpecError(f"{path}: an .sqz file carries its own network, and {source} does not match it ({detail}); "
+                    f"leave out --prototxt, or give the network the model was compressed from")

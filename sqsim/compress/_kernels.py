@@ -8,6 +8,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ..cpu_target import use_for_numba
+
+use_for_numba()  # SQSIM_CPU_TARGET, before this module defines its kernel (see sqsim.cpu_target)
+
 
 @numba.njit(cache=True, nogil=True)
 def huffman_decode(data, nbits, count, table_symbol, table_length, out):  # pragma: no cover - jitted

@@ -193,6 +193,8 @@ class CompressedLayer:
         """Decode and check every stream once; raises FormatError naming file and layer."""
         if self._cache.get("valid"):
             return
+        from ..limits import check_memory   # symbols, values and positions of every entry, before decoding
+        check_memory(16 * self.entries, f"{self.source or self.name}: decoding {self.entries:,} stored entries")
         vals = self._decode("values", self.values, "value" if self.weight_bits is None else "code")
         zero = vals == 0
         n_zero = int(np.count_nonzero(zero))
@@ -302,6 +304,9 @@ class CompressedModel:
 
     def decode(self) -> dict:
         """Dense weights ``{layer name: LayerWeights}`` (Caffe layout, float32)."""
+        from ..limits import check_memory   # the dense weights, before any is allocated
+        weights = sum(layer.weights for layer in self.layers.values())
+        check_memory(4 * weights, f"{self.source or self.graph.name}: decoding {weights:,} dense float32 weights")
         return {name: layer.decode() for name, layer in self.layers.items()}
 
     def layer_sizes(self) -> list:

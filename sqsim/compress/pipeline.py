@@ -22,7 +22,7 @@ from .accounting import storage_for
 from .kmeans import kmeans_codebook, lookup_codes
 from .model import CompressedLayer, CompressedModel, Stream
 from .prune import prune_positions
-from .sparse import relative_indices
+from .sparse import DEFAULT_INDEX_BITS, relative_indices
 
 
 def resolve_profiles(graph, density: float | None = None, weight_bits: int | None = None,
@@ -77,32 +77,41 @@ def encode_layer(info, positions: np.ndarray, codes: np.ndarray | None, values: 
 
 
 def compress_layer(info, weights: LayerWeights, compression: Compression | None = None,
-                   huffman: bool = True) -> CompressedLayer:
+                   huffman: bool = True, keep_zeros: bool = False) -> CompressedLayer:
     """Prune, weight-share and encode one layer according to ``compression`` (default: its profile).
 
     The layer's storage follows :func:`sqsim.compress.accounting.storage_for`: with density 1 and
-    ``weight_bits`` every weight gets a code and there is no index stream.
+    ``weight_bits`` every weight gets a code and there is no index stream.  Weights that are already
+    pruned (exact zeros) stay pruned: where the profile keeps every weight (density 1) but the blob
+    holds zeros, the layer stores only its non-zeros, with relative indices (``index_bits``, default
+    4), as Deep Compression stores every layer of its released SqueezeNet (a decoded model compressed
+    again without ``--density`` keeps its sparsity and its size).  ``keep_zeros`` stores a code for
+    every weight, zeros included, as the profile says (an explicit density of 1).
     """
     if compression is None:
         compression = info.compression
     storage, weight_bits, index_bits = storage_for(compression)
     flat = np.asarray(weights.weight, dtype=np.float32).ravel()
-    if storage == "dense_fp32":
+    if storage == "dense_fp32" and compression is None:
         positions = np.flatnonzero(flat)
         return encode_layer(info, positions, None, flat[positions], None, weights.bias, storage, None, None,
                             huffman)
     kept = compression.kept(flat.size) if storage.startswith("sparse") else flat.size
     positions = prune_positions(flat, kept)
     kept_values = flat[positions]
+    codebook = codes = values = None
     if weight_bits is None:
-        return encode_layer(info, positions, None, kept_values, None, weights.bias, storage, None, index_bits,
-                            huffman)
-    codebook, codes = kmeans_codebook(kept_values, weight_bits)
-    return encode_layer(info, positions, codes, None, codebook, weights.bias, storage, weight_bits, index_bits,
+        values = kept_values
+    else:
+        codebook, codes = kmeans_codebook(kept_values, weight_bits)
+    if storage.startswith("dense") and positions.size < flat.size and not keep_zeros:  # already pruned
+        storage, index_bits = "sparse" + storage[5:], compression.index_bits or DEFAULT_INDEX_BITS
+    return encode_layer(info, positions, codes, values, codebook, weights.bias, storage, weight_bits, index_bits,
                         huffman)
 
 
-def compress(graph, weights: dict, huffman: bool = True, source: str = "weights") -> CompressedModel:
+def compress(graph, weights: dict, huffman: bool = True, source: str = "weights",
+             keep_zeros: bool = False) -> CompressedModel:
     """Compress dense ``weights`` (``{layer: LayerWeights}``) by the graph's compression profiles.
 
     Parameters
@@ -113,9 +122,14 @@ def compress(graph, weights: dict, huffman: bool = True, source: str = "weights"
         Checked with :func:`sqsim.weights.check_weights` (names and shapes must match).
     huffman : bool
         Huffman-code the code and index streams (P+Q+H) or store them at fixed width (P+Q).
+    keep_zeros : bool
+        Store the zeros of already-pruned weights in layers whose profile keeps every weight (density
+        1) as codes, as the profile says; by default such a layer stores only its non-zeros where that
+        is smaller (see :func:`compress_layer`).
     """
     weights = check_weights(graph, weights, source)
-    layers = [compress_layer(graph.info(l.name), weights[l.name], huffman=huffman) for l in graph.weighted_layers()]
+    layers = [compress_layer(graph.info(l.name), weights[l.name], huffman=huffman, keep_zeros=keep_zeros)
+              for l in graph.weighted_layers()]
     return CompressedModel(graph, layers, format="memory")
 
 

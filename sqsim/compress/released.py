@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError, SqsimError
+from ..limits import check_file
 from ..paths import atomic_write_bytes
 from .bitpack import packed_bytes
 from .model import CompressedLayer, CompressedModel, Stream, _readonly
@@ -111,6 +112,7 @@ def load_released(net_path, prototxt_or_graph) -> CompressedModel:
     """
     net_path = Path(net_path)
     graph = _graph_of(prototxt_or_graph)
+    check_file(net_path, "binary")
     try:
         data = net_path.read_bytes()
     except OSError as e:

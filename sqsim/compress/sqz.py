@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError, SqsimError
+from ..limits import check, check_file
 from ..paths import atomic_write_bytes
 from .accounting import STORAGE_KINDS
 from .bitpack import packed_bytes
@@ -261,6 +262,7 @@ def loads(data: bytes, source: str = "<sqz>") -> CompressedModel:
     if hashlib.sha256(buf[:-SHA_BYTES]).digest() != bytes(buf[-SHA_BYTES:]):
         raise FormatError(f"{source}: SHA-256 mismatch (file corrupted)")
     from ..ir.yaml_format import loads as graph_loads
+    check("text_bytes", len(bodies[0]), f"{source}: embedded graph")
     try:
         graph = graph_loads(bytes(bodies[0]).decode("utf-8"), source=f"{source} (embedded graph)")
     except UnicodeDecodeError:
@@ -279,6 +281,7 @@ def loads(data: bytes, source: str = "<sqz>") -> CompressedModel:
 def load_sqz(path) -> CompressedModel:
     """Read and check an ``.sqz`` file (FormatError on any problem)."""
     path = Path(path)
+    check_file(path, "binary")
     try:
         data = path.read_bytes()
     except OSError as e:

@@ -13,6 +13,7 @@ or compressed weights, and counts non-zero activations for the hardware models.
 """
 from __future__ import annotations
 
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -21,10 +22,11 @@ import numpy as np
 from ..errors import GraphError, SqsimError
 from ..ir import Graph
 from ..weights import LayerWeights, check_layer_names, check_weights
+from .kernels import DEVICES, HeldWeights, Scratch, make_backend
 from .plan import Plan, build_plan
 from .store import SparseWeights, check_sparse_against, sparse_from_model
 
-DEVICES = ("cpu", "gpu")
+__all__ = ["Executor", "ActivationCount", "measure_activation_density", "split_weights", "DEVICES"]
 
 
 @dataclass(frozen=True)
@@ -40,28 +42,6 @@ class ActivationCount:
 
     def __add__(self, other: "ActivationCount") -> "ActivationCount":
         return ActivationCount(self.nonzero + other.nonzero, self.elements + other.elements)
-
-
-@dataclass
-class _Weighted:
-    """One conv/fc layer as the backend holds it: a dense (K, L) matrix, or the compressed form."""
-    dense: object = None       # backend array (K, L)
-    bias: object = None        # backend array (K,) or None
-    sparse: object = None      # backend form of a SparseWeights
-    rows: int = 0
-    row_len: int = 0
-    n_entries: int = 0
-
-
-def make_backend(device: str, threads: int | None = None):
-    """The backend for ``device`` ('cpu' or 'gpu'); raises SqsimError when a GPU is not usable."""
-    if device == "cpu":
-        from .cpu import CpuBackend
-        return CpuBackend(threads)
-    if device == "gpu":
-        from .gpu import GpuBackend
-        return GpuBackend()
-    raise SqsimError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
 
 
 def split_weights(graph: Graph, weights, source: str = "weights", huffman_at_load: bool = False):
@@ -107,8 +87,22 @@ def _check_dense_subset(graph, dense, source):
     return out
 
 
+@dataclass(frozen=True, eq=False)
+class _PlanEntry:
+    """A plan with its views of the buffers, ``{tensor: array}`` (the same objects on every run: the backend
+    keeps what it derives from them, e.g. the direct conv's launches), and its scratch buffers."""
+    plan: Plan
+    views: dict
+    scratch: Scratch
+
+
 class Executor:
     """Run a network on batches of images.
+
+    The executor plans a run (:mod:`sqsim.exec.plan`) and hands every step to a backend
+    (:class:`sqsim.exec.kernels.Backend`) that owns the arrays, kernels and threads of its device.  Close it
+    (``close()``, or use it as a context manager) to stop the backend's threads at once; otherwise they
+    stop when it is garbage collected.
 
     Parameters
     ----------
@@ -150,24 +144,38 @@ class Executor:
         graph.input_shape  # noqa: B018  (raises GraphError when the network has several inputs)
         self.backend = make_backend(device, threads)
         dense, sparse = split_weights(graph, weights, source, huffman_at_load)
-        self._w: dict[str, _Weighted] = {}
+        self._w: dict[str, HeldWeights] = {}
         for layer in graph.weighted_layers():
             info = graph.info(layer.name)
             rows, row_len = info.weight_shape[0], info.weights // info.weight_shape[0]
             if layer.name in dense:
                 lw = dense[layer.name]
-                self._w[layer.name] = _Weighted(
+                self._w[layer.name] = HeldWeights(
                     dense=self.backend.upload_dense(lw.weight.reshape(rows, row_len)),
                     bias=None if lw.bias is None else self.backend.upload_dense(lw.bias),
                     rows=rows, row_len=row_len)
             else:
                 sw = sparse[layer.name]
-                self._w[layer.name] = _Weighted(
+                self._w[layer.name] = HeldWeights(
                     sparse=self.backend.upload_sparse(sw),
                     bias=None if sw.bias is None else self.backend.upload_dense(sw.bias),
                     rows=rows, row_len=row_len, n_entries=sw.n_entries)
-        self._plans: OrderedDict = OrderedDict()
+        self._plans: OrderedDict[tuple, _PlanEntry] = OrderedDict()
         self._decode_buf = None
+        self._finalizer = weakref.finalize(self, self.backend.close)
+
+    def close(self) -> None:
+        """Stop the backend's threads and free the plans' buffers (the executor can still run: its next
+        run plans and starts them again)."""
+        self._plans.clear()
+        self._finalizer()
+        self._finalizer = weakref.finalize(self, self.backend.close)
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # --- public ----------------------------------------------------------------------------------------
     @property
@@ -185,7 +193,7 @@ class Executor:
                 total += int(w.dense.nbytes) + (int(w.bias.nbytes) if w.bias is not None else 0)
         return total
 
-    def run(self, x, collect_stats: bool = False, outputs=None):
+    def run(self, x, collect_stats: bool = False, outputs=None, progress=None):
         """Run a batch.
 
         Parameters
@@ -196,6 +204,9 @@ class Executor:
             Also count non-zero elements of every layer's output.
         outputs : iterable of str, optional
             Layers whose outputs to return (default: the network's outputs).
+        progress : object with ``at(n, m, layer)``, optional
+            Told before each step (e.g. :class:`sqsim.exec.warmup.CompileProgress`, which shows where a
+            first run compiles its kernels).
 
         Returns
         -------
@@ -212,17 +223,20 @@ class Executor:
         wanted = tuple(self.graph.outputs()) if outputs is None else tuple(outputs)
         for name in wanted:
             self.graph.layer(name)
-        plan, views = self._plan(x.shape[0], collect_stats, frozenset(wanted))
+        entry = self._plan(x.shape[0], collect_stats, frozenset(wanted))
         counts = {} if collect_stats else None
         be = self.backend
         with be.running():
-            for step in plan.steps:
-                self._run_step(step, views, plan, x)
+            steps = entry.plan.steps
+            for i, step in enumerate(steps):
+                if progress is not None:
+                    progress.at(i + 1, len(steps), step.layer)
+                self._run_step(step, entry, x)
                 if counts is not None:
-                    v = views[step.layer]
+                    v = entry.views[step.layer]
                     counts[step.layer] = ActivationCount(be.count_nonzero(v), int(v.size))
             be.synchronize()
-        result = {name: be.to_host_nchw(views[name]) for name in wanted}
+        result = {name: be.to_host_nchw(entry.views[name]) for name in wanted}
         return (result, counts) if collect_stats else result
 
     def predict(self, x) -> np.ndarray:
@@ -259,9 +273,8 @@ class Executor:
         # form is faster at batch 1 and 16 alike (decode + GEMM of fc6 takes 2-4x longer, 1 thread).
         return w.n_entries < 0.5 * w.rows * w.row_len and n <= 32
 
-    def _plan(self, n: int, stats: bool, keep: frozenset):
-        """The plan for ``n`` samples and its views of the buffers, ``{layer: array}`` (the same objects
-        on every run: the backend keeps what it derives from them, e.g. the direct conv's launches)."""
+    def _plan(self, n: int, stats: bool, keep: frozenset) -> _PlanEntry:
+        """The plan for ``n`` samples with its views and scratch buffers (kept for the last two keys)."""
         key = (n, stats, keep)
         if key in self._plans:
             self._plans.move_to_end(key)
@@ -274,62 +287,45 @@ class Executor:
             layer = self.graph.layer(step.layer)
             info = self.graph.info(step.layer)
             if layer.op == "conv2d":
-                cols = max(cols, be.cols_elements(layer, info.input_shapes[0], n, info.output_shape[1:]))
+                cols = max(cols, be.work_elements(layer, info.input_shapes[0], n, info.output_shape[1:]))
             if layer.op == "fc":
                 feat = max(feat, info.input_elements * n)
             if layer.op in ("conv2d", "fc") and self._w[step.layer].sparse is not None \
                     and not self._use_sparse(step.layer, n):
                 dec = max(dec, info.weights)
-        scratch = {"cols": be.empty(cols), "feat": be.empty(feat)}
         if self._decode_buf is None or self._decode_buf.size < dec:
             self._decode_buf = be.empty(dec)
-        entry = (plan, self._views(plan, (bufs, scratch)))
+        entry = _PlanEntry(plan, self._views(plan, bufs), Scratch(be.empty(cols), be.empty(feat), self._decode_buf))
         self._plans[key] = entry
         while len(self._plans) > 2:  # a new batch size replaces the oldest plan's buffers
             self._plans.popitem(last=False)
         return entry
 
     @staticmethod
-    def _views(plan: Plan, bufs):
-        buffers, _ = bufs
+    def _views(plan: Plan, buffers) -> dict:
         out = {}
         for name, (b, off) in plan.storage.items():
             shape = plan.shapes[name]
             size = int(np.prod(shape))
             out[name] = buffers[b][off: off + size].reshape(shape)
-        out["__scratch__"] = bufs[1]
         return out
 
-    def _weights(self, name: str, lazy: bool = False):
-        """The layer's dense (K, L) weights; with ``lazy``, a compressed layer comes as ``(sparse, buffer)``
-        for a backend that decodes it piece by piece next to its use (``backend.lazy_decode``)."""
-        w = self._w[name]
-        if w.sparse is None:
-            return w.dense
-        if lazy and getattr(self.backend, "lazy_decode", False):
-            return w.sparse, self._decode_buf
-        return self.backend.decode(w.sparse, self._decode_buf)
-
-    def _run_step(self, step, views, plan: Plan, x_host) -> None:
+    def _run_step(self, step, entry: _PlanEntry, x_host) -> None:
         be = self.backend
+        plan, views = entry.plan, entry.views
         layer = self.graph.layer(step.layer)
         op = layer.op
         out = views[step.output]
-        scratch = views["__scratch__"]
         if step.alias:
             return
         ins = [views[s] for s in step.inputs]
         if op == "input":
             be.input(x_host, out)
         elif op == "conv2d":
-            be.conv2d(layer, ins[0], out, self._weights(step.layer, lazy=True), self._w[step.layer].bias, step.relu,
-                      scratch["cols"])
+            be.conv2d(layer, ins[0], out, self._w[step.layer], step.relu, entry.scratch)
         elif op == "fc":
-            w = self._w[step.layer]
-            if self._use_sparse(step.layer, plan.batch):
-                be.fc_sparse(ins[0], out, w.sparse, w.bias, step.relu, scratch["feat"])
-            else:
-                be.fc(ins[0], out, self._weights(step.layer), w.bias, step.relu, scratch["feat"])
+            be.fc(ins[0], out, self._w[step.layer], step.relu, entry.scratch,
+                  on_sparse=self._use_sparse(step.layer, plan.batch))
         elif op == "concat":
             b, off = plan.storage[step.output]
             stride = int(np.prod(plan.shapes[step.output][1:]))

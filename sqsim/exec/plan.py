@@ -38,7 +38,7 @@ class Step:
     alias: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
     """Steps plus storage: ``storage[name] = (buffer index, element offset)`` for every layer output
     (its ``shapes[name] = (C, N, H, W)`` elements are contiguous from there), ``buffer_sizes[i]``
@@ -164,7 +164,16 @@ def build_plan(graph: Graph, batch: int, keep=(), stats: bool = False, fuse: boo
         end = len(steps) if n in keep else max([step_index[r] for r in readers[n]], default=i)
         last[top] = max(last.get(top, i), end)
 
-    # Greedy best-fit buffer assignment in step order.
+    buffer_of, buffer_sizes = _assign_buffers(first, last, order, shapes, len(steps))
+    # A channel offset in a CNHW tensor is an element offset of offset * N * H * W.
+    storage = {n: (buffer_of[where[n][0]], where[n][1] * math.prod(shapes[n][1:])) for n in order}
+    return Plan(batch, steps, storage, buffer_sizes, shapes, keep)
+
+
+def _assign_buffers(first: dict, last: dict, order, shapes: dict, n_steps: int):
+    """Greedy best-fit buffer assignment in step order: ``({group: buffer}, buffer sizes)`` for groups live
+    from step ``first[g]`` to ``last[g]``; a buffer freed after a step is reused (the smallest that fits,
+    else the largest free one, grown) before a new one is added."""
     tops = sorted(first, key=lambda t: (first[t], order.index(t)))
     size = {t: math.prod(shapes[t]) for t in tops}
     buffer_sizes: list[int] = []
@@ -175,7 +184,7 @@ def build_plan(graph: Graph, batch: int, keep=(), stats: bool = False, fuse: boo
     for t in tops:
         by_first.setdefault(first[t], []).append(t)
         by_last.setdefault(last[t], []).append(t)
-    for i in range(len(steps) + 1):
+    for i in range(n_steps + 1):
         for t in by_first.get(i, []):
             fits = [b for b in free if buffer_sizes[b] >= size[t]]
             if fits:
@@ -190,8 +199,6 @@ def build_plan(graph: Graph, batch: int, keep=(), stats: bool = False, fuse: boo
                 buffer_sizes.append(size[t])
             buffer_of[t] = b
         for t in by_last.get(i, []):
-            if i < len(steps):
+            if i < n_steps:
                 free.append(buffer_of[t])
-    # A channel offset in a CNHW tensor is an element offset of offset * N * H * W.
-    storage = {n: (buffer_of[where[n][0]], where[n][1] * math.prod(shapes[n][1:])) for n in order}
-    return Plan(batch, steps, storage, buffer_sizes, shapes, keep)
+    return buffer_of, buffer_sizes

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FormatError, SpecError
+from ..errors import FormatError, SpecError, short
+from ..limits import check, check_file, check_memory
 
 CAFFE_MEAN_BGR = (104.0, 117.0, 123.0)
 
@@ -48,14 +49,23 @@ class Preprocess:
     scale: float = 1.0
 
     def __post_init__(self):
-        if self.resize < 0:
-            raise SpecError(f"preprocessing: resize must be >= 0, got {self.resize}")
+        if isinstance(self.resize, bool) or not isinstance(self.resize, int) or self.resize < 0:
+            raise SpecError(f"preprocessing: resize must be an integer >= 0, got {short(self.resize)}")
         if self.crop is not None and (len(self.crop) != 2 or min(self.crop) <= 0):
-            raise SpecError(f"preprocessing: crop must be (height, width) > 0, got {self.crop}")
+            raise SpecError(f"preprocessing: crop must be (height, width) > 0, got {short(self.crop)}")
+        if self.crop is not None:
+            check("image_pixels", self.crop[0] * self.crop[1], f"preprocessing: crop {self.crop[1]}x{self.crop[0]}",
+                  " pixels")
         if len(self.mean) not in (1, 3):
             raise SpecError(f"preprocessing: mean needs 1 or 3 values, got {len(self.mean)}")
+        try:
+            finite = bool(np.all(np.isfinite(np.asarray(self.mean, dtype=np.float64))))
+        except (TypeError, ValueError):
+            finite = False
+        if not finite:
+            raise SpecError(f"preprocessing: mean values must be finite numbers, got {short(self.mean)}")
         if not np.isfinite(self.scale) or self.scale == 0:
-            raise SpecError(f"preprocessing: scale must be a non-zero number, got {self.scale}")
+            raise SpecError(f"preprocessing: scale must be a finite non-zero number, got {self.scale}")
 
     def __call__(self, path) -> np.ndarray:
         """The image at ``path`` as a float32 ``(3, H, W)`` array."""
@@ -69,7 +79,12 @@ class Preprocess:
         as_is = self.crop_sized_as_is and self.crop is not None and (h, w) == tuple(self.crop)
         if self.resize and not as_is:
             s = self.resize / min(w, h)
-            img = img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.BILINEAR)
+            size = (max(1, round(w * s)), max(1, round(h * s)))
+            # bounded before allocating: a 2 x 100000 image resized to a shorter side of 256 is 3.3e9 pixels
+            check("image_pixels", size[0] * size[1], f"{source}: resizing the {w}x{h} image to {size[0]}x{size[1]} "
+                  f"(shorter side {self.resize})", " pixels")
+            check_memory(4 * size[0] * size[1], f"{source}: resizing the image to {size[0]}x{size[1]}")
+            img = img.resize(size, Image.BILINEAR)
         if self.crop is not None:
             ch, cw = self.crop
             w, h = img.size
@@ -95,18 +110,22 @@ def load_rgb(path) -> np.ndarray:
     """
     from PIL import Image, UnidentifiedImageError
     path = Path(path)
+    check_file(path, "binary")
     try:
         with Image.open(path) as im:
+            w, h = im.size   # from the header: checked before any pixel is decoded
+            check("image_pixels", w * h, f"{path}: image of {w}x{h}", " pixels")
+            check_memory(4 * w * h, f"{path}: decoding the {w}x{h} image")
             im.load()
             return np.asarray(im.convert("RGB"), dtype=np.uint8)  # RGBA: alpha dropped, colours as stored
     except FileNotFoundError:
         raise FormatError(f"{path}: no such image file") from None
-    except IsADirectoryError:
-        raise FormatError(f"{path}: is a directory, not an image") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise FormatError(f"{path}: cannot read image ({e})") from None
     except Image.DecompressionBombError as e:
         raise FormatError(f"{path}: image too large ({e})") from None
+    except IsADirectoryError:
+        raise FormatError(f"{path}: is a directory, not an image") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
+        raise FormatError(f"{path}: cannot read image ({short(str(e), 200)})") from None
 
 
 def read_labels(path, classes: int | None = None) -> list[str]:
@@ -121,11 +140,9 @@ def read_labels(path, classes: int | None = None) -> list[str]:
         Unreadable file, or a line count different from ``classes``.
     """
     import re
+    from ..paths import read_text
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise FormatError(f"{path}: cannot read labels ({e})") from None
+    lines = read_text(path, "labels file", FormatError).splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
     labels = []

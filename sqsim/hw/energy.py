@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from ..errors import SpecError
+from ..errors import SpecError, short
 from ..units import parse_quantity
-from ..yamltext import load_yaml
+from ..yamltext import read_yaml
 
 ENTRY_FIELDS = ("energy", "bits", "size", "source", "sum")
 REF_FIELDS = ("ref", "sram", "bits", "scale")
@@ -54,7 +54,7 @@ class EnergyTableFile:
 
     def entry(self, name: str, where: str) -> EnergyEntry:
         if name not in self.entries:
-            raise SpecError(f"{where}: energy table {self.path} has no entry {name!r} "
+            raise SpecError(f"{where}: energy table {self.path} has no entry {short(name)} "
                             f"(entries: {', '.join(self.entries)})")
         return self.entries[name]
 
@@ -77,11 +77,7 @@ class EnergyTableFile:
 def load_energy_table(path: str) -> EnergyTableFile:
     """Read and check an energy table file (cached: tables are read-only data)."""
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise SpecError(f"{p}: cannot read energy table ({e.strerror})") from None
-    doc = load_yaml(text, str(p), "invalid YAML")
+    doc = read_yaml(p, "energy table", "invalid YAML")
     if not isinstance(doc, dict) or not isinstance(doc.get("entries"), dict):
         raise SpecError(f"{p}: an energy table is a mapping with 'entries: {{name: {{energy, bits, source}}}}'")
     raw = doc["entries"]
@@ -93,7 +89,7 @@ def load_energy_table(path: str) -> EnergyTableFile:
         spec = raw.get(name)
         where = f"{p}:{getattr(spec, 'line', None) or '?'}: entry {name!r}"
         if not isinstance(spec, dict):
-            raise SpecError(f"{where}: expected a mapping {{energy, bits, size, source}}, got {spec!r}")
+            raise SpecError(f"{where}: expected a mapping {{energy, bits, size, source}}, got {short(spec)}")
         unknown = sorted(set(spec) - set(ENTRY_FIELDS))
         if unknown:
             raise SpecError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))} (expected: "
@@ -103,7 +99,7 @@ def load_energy_table(path: str) -> EnergyTableFile:
         if "sum" in spec:
             parts = spec["sum"]
             if not isinstance(parts, list) or not parts or any(q not in raw for q in parts) or name in stack:
-                raise SpecError(f"{where}: 'sum' must list other entries of this table, got {parts!r}")
+                raise SpecError(f"{where}: 'sum' must list other entries of this table, got {short(parts)}")
             energy = sum(build(q, stack + (name,)).energy_j for q in parts)
             bits = build(parts[0], stack + (name,)).bits
         else:
@@ -112,9 +108,9 @@ def load_energy_table(path: str) -> EnergyTableFile:
             energy = parse_quantity(spec["energy"], "joules", f"{where}: energy")
             bits = spec.get("bits")
         if bits is not None and (isinstance(bits, bool) or not isinstance(bits, int) or bits <= 0):
-            raise SpecError(f"{where}: bits must be a positive integer, got {bits!r}")
+            raise SpecError(f"{where}: bits must be a positive integer, got {short(bits)}")
         if not energy >= 0:
-            raise SpecError(f"{where}: energy must not be negative, got {energy!r}")
+            raise SpecError(f"{where}: energy must not be negative, got {short(energy)}")
         size = spec.get("size")
         size_bytes = None
         if size is not None:
@@ -138,23 +134,23 @@ def resolve_energy(value: dict, table: EnergyTableFile | None, word_bits: int | 
         raise SpecError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))} in an energy reference "
                         f"(expected {{ref: NAME}} or {{sram: SIZE}}, with optional bits, scale)")
     if table is None:
-        raise SpecError(f"{where}: {dict(value)!r} refers to the energy table, but the model names none "
+        raise SpecError(f"{where}: {short(dict(value))} refers to the energy table, but the model names none "
                         f"(add energy_table: energy/horowitz45.yaml)")
     if ("ref" in value) == ("sram" in value):
         raise SpecError(f"{where}: give exactly one of 'ref' (an entry name) and 'sram' (a size)")
     target = value.get("bits", word_bits)
     if target is not None and (isinstance(target, bool) or not isinstance(target, int) or target <= 0):
-        raise SpecError(f"{where}: bits must be a positive integer, got {target!r}")
+        raise SpecError(f"{where}: bits must be a positive integer, got {short(target)}")
     scale = value.get("scale", 1.0)
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 <= scale < float("inf"):
-        raise SpecError(f"{where}: scale must be a finite number >= 0, got {scale!r}")
+        raise SpecError(f"{where}: scale must be a finite number >= 0, got {short(scale)}")
     if "ref" in value:
         e = table.entry(str(value["ref"]), where)
         energy, bits = e.energy_j, e.bits
     else:
         size = parse_quantity(value["sram"], "bytes", f"{where}: sram")
         if not size > 0:
-            raise SpecError(f"{where}: sram size must be positive, got {value['sram']!r}")
+            raise SpecError(f"{where}: sram size must be positive, got {short(value['sram'])}")
         energy, bits = table.sram_64b(size), 64
     if target is not None and bits is not None:
         energy = energy * target / bits

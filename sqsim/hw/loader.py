@@ -22,13 +22,12 @@ Overrides address fields by path; memory levels by name: ``array.rows=16``,
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
-import yaml
-
-from ..errors import SpecError
-from ..units import parse_quantity
-from ..yamltext import load_yaml
+from ..errors import SpecError, short
+from ..units import check_range, parse_quantity
+from ..yamltext import YamlSyntaxError, load_yaml, read_yaml
 from .energy import load_energy_table, resolve_energy
 from .spec import (PRECISION_NAMES, ArraySpec, DramCompression, EnergyTable, HardwareSpec, MemoryLevel,
                    OperandPrecision, Policies, Precision, Sparsity, WeightFormat)
@@ -79,11 +78,7 @@ def load_hw(path, overrides=()) -> HardwareSpec:
     (16, 'weight_stationary')
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read hardware model ({e.strerror})") from None
-    doc = load_yaml(text, str(path), "invalid YAML")
+    doc = read_yaml(path, "hardware model", "invalid YAML")
     if not isinstance(doc, dict):
         raise SpecError(f"{path}: a hardware model must be a YAML mapping, got {type(doc).__name__}")
     doc = apply_overrides(doc, _parse_overrides(overrides), str(path))
@@ -96,15 +91,25 @@ def _parse_overrides(overrides) -> list[tuple[str, object]]:
     out = []
     for item in overrides or ():
         if "=" not in item:
-            raise SpecError(f"--set {item!r}: expected path.to.field=value (e.g. array.rows=16)")
+            raise SpecError(f"--set {short(item)}: expected path.to.field=value (e.g. array.rows=16)")
         key, raw = item.split("=", 1)
         key = key.strip()
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
+        value = _override_value(raw, f"--set {short(item, 60)}")
         out.append((key, value))
     return out
+
+
+def _override_value(raw: str, where: str):
+    """A ``--set`` value read as YAML by the strict loader (finite numbers, size limits); text that
+    is not YAML stays a string."""
+    if not raw.strip():
+        return ""
+    try:
+        return load_yaml(raw, where)
+    except YamlSyntaxError:
+        return raw
+    except SpecError as e:
+        raise type(e)(str(e).replace(f"{where}:1:", f"{where}:", 1)) from None
 
 
 def apply_overrides(doc: dict, overrides: list[tuple[str, object]], source: str) -> dict:
@@ -113,15 +118,15 @@ def apply_overrides(doc: dict, overrides: list[tuple[str, object]], source: str)
     doc = copy.deepcopy(doc)
     for key, value in overrides:
         parts = key.split(".")
-        where = f"--set {key}={value}"
+        where = f"--set {short(key, 60)}={value[:60] if isinstance(value, str) else short(value, 60)}"
         head = parts[0]
         if head not in TOP_FIELDS:
-            raise SpecError(f"{where}: {source} has no field {head!r} (top-level fields: "
+            raise SpecError(f"{where}: {source} has no field {short(head)} (top-level fields: "
                             f"{', '.join(sorted(TOP_FIELDS))})")
         kind = TOP_FIELDS[head]
         if kind == "section":
             if len(parts) != 2 or parts[1] not in SECTIONS[head]:
-                raise SpecError(f"{where}: unknown field {key!r} ({head} has: {', '.join(SECTIONS[head])})")
+                raise SpecError(f"{where}: unknown field {short(key)} ({head} has: {', '.join(SECTIONS[head])})")
             sec = doc.setdefault(head, {})
             if not isinstance(sec, dict):
                 raise SpecError(f"{where}: {source}: {head} is not a mapping")
@@ -133,15 +138,15 @@ def apply_overrides(doc: dict, overrides: list[tuple[str, object]], source: str)
                 raise SpecError(f"{where}: address a memory level field as memory.LEVEL.FIELD "
                                 f"(levels: {', '.join(map(str, names))})")
             if parts[1] not in names:
-                raise SpecError(f"{where}: {source} has no memory level {parts[1]!r} "
+                raise SpecError(f"{where}: {source} has no memory level {short(parts[1])} "
                                 f"(levels: {', '.join(map(str, names))})")
             if parts[2] not in LEVEL_FIELDS or parts[2] == "name":
-                raise SpecError(f"{where}: unknown memory level field {parts[2]!r} "
+                raise SpecError(f"{where}: unknown memory level field {short(parts[2])} "
                                 f"(fields: {', '.join(f for f in LEVEL_FIELDS if f != 'name')})")
             levels[names.index(parts[1])][parts[2]] = value
         else:
             if len(parts) != 1:
-                raise SpecError(f"{where}: {head!r} is a plain field, not a section")
+                raise SpecError(f"{where}: {short(head)} is a plain field, not a section")
             doc[head] = value
     return doc
 
@@ -161,11 +166,11 @@ def spec_from_dict(doc: dict, source: str | None = None, base_dir=None) -> Hardw
     _check_keys(doc, TOP_FIELDS, "the hardware model", at(doc))
     for key in ("name", "dataflow", "array", "energy", "memory"):
         if key not in doc:
-            fail(doc, f"missing required field {key!r}")
+            fail(doc, f"missing required field {short(key)}")
     table = None
     if "energy_table" in doc:
         if not isinstance(doc["energy_table"], str):
-            fail(doc, f"energy_table must be a path, got {doc['energy_table']!r}")
+            fail(doc, f"energy_table must be a path, got {short(doc['energy_table'])}")
         table = load_energy_table(str(Path(base_dir or ".") / doc["energy_table"]))
     unit = None
     if "energy_unit" in doc:
@@ -174,7 +179,7 @@ def spec_from_dict(doc: dict, source: str | None = None, base_dir=None) -> Hardw
     try:
         arr = doc["array"]
         if not isinstance(arr, dict):
-            fail(doc, f"array must be a mapping, got {arr!r}")
+            fail(doc, f"array must be a mapping, got {short(arr)}")
         _check_keys(arr, ARRAY_FIELDS, "array", at(arr))
         if "pes" in arr and ("rows" in arr or "cols" in arr):
             fail(arr, "array: give either pes or rows and cols, not both")
@@ -196,7 +201,7 @@ def spec_from_dict(doc: dict, source: str | None = None, base_dir=None) -> Hardw
 
         en = doc["energy"]
         if not isinstance(en, dict):
-            fail(doc, f"energy must be a mapping, got {en!r}")
+            fail(doc, f"energy must be a mapping, got {short(en)}")
         _check_keys(en, ENERGY_FIELDS, "energy", at(en))
         if "mac" not in en:
             fail(en, "energy: missing required field 'mac' (energy of one MAC, e.g. '0.2 pJ')")
@@ -212,21 +217,24 @@ def spec_from_dict(doc: dict, source: str | None = None, base_dir=None) -> Hardw
                           ("dram_compression", DramCompression)):
             sec = doc.get(name) or {}
             if not isinstance(sec, dict):
-                fail(doc, f"{name} must be a mapping, got {sec!r}")
+                fail(doc, f"{name} must be a mapping, got {short(sec)}")
             _check_keys(sec, SECTIONS[name], name, at(sec))
             for k, kind in SECTIONS[name].items():
                 if k in sec and kind == "bool" and not isinstance(sec[k], bool):
-                    fail(sec, f"{name}.{k} must be true or false, got {sec[k]!r}")
+                    fail(sec, f"{name}.{k} must be true or false, got {short(sec[k])}")
                 if k in sec and kind == "str" and not isinstance(sec[k], str):
-                    fail(sec, f"{name}.{k} must be a name, got {sec[k]!r}")
+                    fail(sec, f"{name}.{k} must be a name, got {short(sec[k])}")
             try:
                 sections[name] = cls(**sec)
             except SpecError as e:
                 fail(sec, str(e))
         if "runs" in doc:
             sections["runs"] = doc["runs"]
+        for key in ("name", "description"):
+            if key in doc and not isinstance(doc[key], str):
+                fail(doc, f"{key} must be a string, got {short(doc[key])}")
         if not isinstance(doc["dataflow"], str):
-            fail(doc, f"dataflow must be a string, got {doc['dataflow']!r}")
+            fail(doc, f"dataflow must be a string, got {short(doc['dataflow'])}")
         precision = _precision(doc.get("precision"), array, at(doc.get("precision") or doc))
         return HardwareSpec(name=str(doc["name"]), array=array, levels=levels, energy=energy,
                             dataflow=doc["dataflow"], description=str(doc.get("description", "")),
@@ -246,7 +254,7 @@ def _precision(sec, array: ArraySpec, where: str) -> Precision:
     sec = {} if sec is None else sec
     if not isinstance(sec, dict):
         raise SpecError(f"{where}: precision must be a mapping, e.g. {{weights: 16, activations: 16, psums: 32}}, "
-                        f"got {sec!r}")
+                        f"got {short(sec)}")
     _check_keys(sec, PRECISION_FIELDS, "precision", where)
     word = OperandPrecision(array.datapath_bits)
     weights = _operand_precision(sec["weights"], "weights", where) if "weights" in sec else word
@@ -267,7 +275,7 @@ def _operand_precision(value, op: str, where: str) -> OperandPrecision:
                 return OperandPrecision(bits, kind, exp_bits=exp)
             if name.startswith("int") and name[3:].isdigit():
                 return OperandPrecision(int(name[3:]))
-            raise SpecError(f"unknown format {value!r} (expected bits such as 16, a name among "
+            raise SpecError(f"unknown format {short(value)} (expected bits such as 16, a name among "
                             f"{', '.join(['int8', 'int16', *PRECISION_NAMES])}, or {{bits: 16, type: fixed}})")
         if isinstance(value, dict):
             unknown = sorted(set(value) - set(OPERAND_PRECISION_FIELDS))
@@ -277,16 +285,21 @@ def _operand_precision(value, op: str, where: str) -> OperandPrecision:
             if "bits" not in value:
                 raise SpecError("missing 'bits'")
             return OperandPrecision(**{k: value[k] for k in OPERAND_PRECISION_FIELDS if k in value})
-        raise SpecError(f"expected bits (e.g. 16), a format name (fp16) or a mapping {{bits, type}}, got {value!r}")
+        raise SpecError(f"expected bits (e.g. 16), a format name (fp16) or a mapping {{bits, type}}, got {short(value)}")
     except SpecError as e:
         raise SpecError(f"{what}: {e}") from None
 
 
 def _check_keys(obj: dict, known: dict, what: str, where: str) -> None:
-    unknown = sorted(set(obj) - set(known))
+    unknown = sorted(set(obj) - set(known), key=str)
     if unknown:
-        raise SpecError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))} in {what} "
+        raise SpecError(f"{where}: unknown field(s) {_listed(unknown)} in {what} "
                         f"(expected: {', '.join(known)})")
+
+
+def _listed(names) -> str:
+    shown = ", ".join(short(n, 40) for n in names[:6])
+    return shown + (f" and {len(names) - 6} more" if len(names) > 6 else "")
 
 
 def _energy(value, unit: float | None, what: str, where: str, table=None, word_bits: int | None = None) -> float:
@@ -297,23 +310,26 @@ def _energy(value, unit: float | None, what: str, where: str, table=None, word_b
         return resolve_energy(value, table, word_bits, f"{where}: {what}")
     if isinstance(value, str) and value.strip().endswith("x"):
         if unit is None:
-            raise SpecError(f"{where}: {what}: {value!r} is relative; set energy_unit (e.g. '0.85 pJ') first")
+            raise SpecError(f"{where}: {what}: {short(value)} is relative; set energy_unit (e.g. '0.85 pJ') first")
         try:
-            return float(value.strip()[:-1]) * unit
+            factor = float(value.strip()[:-1]) if len(value) <= 100 else math.nan
         except ValueError:
-            raise SpecError(f"{where}: {what}: cannot parse {value!r} (expected e.g. '6x')") from None
+            raise SpecError(f"{where}: {what}: cannot parse {short(value, 40)} (expected e.g. '6x')") from None
+        return check_range(factor * unit, "joules", f"{where}: {what}", value)
     return parse_quantity(value, "joules", f"{where}: {what}")
 
 
 def _level(spec, unit, at, table=None) -> MemoryLevel:
     if not isinstance(spec, dict):
-        raise SpecError(f"memory: each level must be a mapping, got {spec!r}")
+        raise SpecError(f"memory: each level must be a mapping, got {short(spec)}")
     where = at(spec)
-    _check_keys(spec, LEVEL_FIELDS, f"memory level {spec.get('name', '?')!r}", where)
+    _check_keys(spec, LEVEL_FIELDS, f"memory level {short(spec.get('name', '?'))}", where)
     if "name" not in spec or "kind" not in spec:
         raise SpecError(f"{where}: a memory level needs 'name' and 'kind' (dram, sram, regfile, network)")
     name = spec["name"]
-    what = f"memory level {name!r}"
+    what = f"memory level {short(name)}"
+    if not isinstance(name, str):
+        raise SpecError(f"{where}: {what}: name must be a string")
     word_bits = spec.get("word_bits", 8)
     kwargs = {"name": str(name), "kind": spec["kind"], "word_bits": word_bits}
     if "holds" in spec:
@@ -321,7 +337,7 @@ def _level(spec, unit, at, table=None) -> MemoryLevel:
         if isinstance(holds, str):
             holds = [holds]
         if not isinstance(holds, list):
-            raise SpecError(f"{where}: {what}: holds must be a list of operands, got {holds!r}")
+            raise SpecError(f"{where}: {what}: holds must be a list of operands, got {short(holds)}")
         kwargs["holds"] = tuple(holds)
     elif spec["kind"] in ("sram", "regfile"):
         raise SpecError(f"{where}: {what}: on-chip buffer needs 'holds' (which of weights, inputs, outputs)")
@@ -337,7 +353,7 @@ def _level(spec, unit, at, table=None) -> MemoryLevel:
         if "read_energy" in spec or "write_energy" in spec:
             raise SpecError(f"{where}: {what}: give energy_per_bit or read_energy/write_energy, not both")
         if isinstance(word_bits, bool) or not isinstance(word_bits, int):
-            raise SpecError(f"{where}: {what}: word_bits must be a positive integer, got {word_bits!r}")
+            raise SpecError(f"{where}: {what}: word_bits must be a positive integer, got {short(word_bits)}")
         if isinstance(spec["energy_per_bit"], dict):
             per_bit = resolve_energy(spec["energy_per_bit"], table, 1, f"{where}: {what}: energy_per_bit")
         else:

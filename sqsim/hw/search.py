@@ -23,11 +23,13 @@ count ``n``), thinned to a geometric subset when there are many; R and S are who
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import SqsimError
+from ..limits import check_memory
 from .loopnest import OPERAND_NAMES, Mapping, dram_traffic, traffic_grid
 from .workload import DIMS, ConvShape
 
@@ -81,8 +83,14 @@ class Buffer:
 def tile_candidates(size: int, limit: int) -> np.ndarray:
     """Distinct tile sizes ``ceil(size / n)``, n = 1..size, at most ``limit`` of them (always
     including ``size`` and 1), descending."""
-    n = np.arange(1, size + 1)
-    t = np.unique(-(-size // n))[::-1]
+    # In O(sqrt(size)) memory, not O(size): the values for n <= r = isqrt(size), and every v <=
+    # ceil(size / r) that occurs, i.e. with ceil(size / ceil(size / v)) == v (the least n giving
+    # a value <= v is ceil(size / v)).
+    r = math.isqrt(size)
+    big = -(-size // np.arange(1, r + 1, dtype=np.int64))
+    v = np.arange(1, -(-size // r) + 1, dtype=np.int64)
+    small = v[-(-size // -(-size // v)) == v]
+    t = np.unique(np.concatenate((big, small)))[::-1]
     if len(t) <= limit:
         return t
     pick = np.unique(np.round(np.geomspace(1, len(t), limit)).astype(int) - 1)
@@ -128,6 +136,8 @@ def search_mapping(shape: ConvShape, orders: dict, buffers, bytes_per_element: d
     tile_bytes = bytes_per_element if tile_bytes is None else tile_bytes
     buffers = tuple(buffers)
     full = {d: shape.dim(d) for d in DIMS}
+    # the loop-nest counter holds a few int64 arrays of one entry per output row or column
+    check_memory(32 * max(shape.P, shape.Q), f"layer {shape.name!r}: mapping search")
     # All tiles whole: every operand crosses once; no search needed when that fits.
     if _fits_scalar(shape, full, buffers, tile_bytes, fixed_bytes):
         order = next(iter(orders.values()))

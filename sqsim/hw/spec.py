@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import SpecError
+from ..errors import SpecError, short
 
 OPERANDS = ("weights", "inputs", "outputs")
 LEVEL_KINDS = ("dram", "sram", "regfile", "network")
@@ -33,6 +33,17 @@ PRECISION_NAMES = {"fp8": (8, "float", 4), "fp16": (16, "float", 5), "bf16": (16
 
 def _fail(owner: str, msg: str):
     raise SpecError(f"{owner}: {msg}")
+
+
+def _bad_count(v, limit: str = "dim") -> bool:
+    """Not a positive integer within sqsim's limit ``limit`` (:mod:`sqsim.limits`)."""
+    from ..limits import current
+    return isinstance(v, bool) or not isinstance(v, int) or v <= 0 or v > getattr(current(), limit)
+
+
+def _count_range(limit: str = "dim") -> str:
+    from ..limits import current
+    return f"a positive integer up to {getattr(current(), limit):,}"
 
 
 @dataclass(frozen=True)
@@ -63,18 +74,18 @@ class ArraySpec:
 
     def __post_init__(self):
         if isinstance(self.queue_depth, bool) or not isinstance(self.queue_depth, int) or not 0 <= self.queue_depth <= 4096:
-            _fail("array.queue_depth", f"must be an integer in 0..4096, got {self.queue_depth!r}")
+            _fail("array.queue_depth", f"must be an integer in 0..4096, got {short(self.queue_depth)}")
         if isinstance(self.ramp_cycles_per_word, bool) or not isinstance(self.ramp_cycles_per_word, (int, float)) \
                 or not 0 <= self.ramp_cycles_per_word < float("inf"):
-            _fail("array.ramp_cycles_per_word", f"must be a finite number >= 0, got {self.ramp_cycles_per_word!r}")
+            _fail("array.ramp_cycles_per_word", f"must be a finite number >= 0, got {short(self.ramp_cycles_per_word)}")
         for name in ("rows", "cols", "macs_per_pe_per_cycle", "datapath_bits"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                _fail(f"array.{name}", f"must be a positive integer, got {v!r}")
+            if _bad_count(v):
+                _fail(f"array.{name}", f"must be {_count_range()}, got {short(v)}")
         if self.datapath_bits % 8:
             _fail("array.datapath_bits", f"must be a multiple of 8, got {self.datapath_bits}")
         if not self.clock_hz > 0:
-            _fail("clock", f"must be positive, got {self.clock_hz!r}")
+            _fail("clock", f"must be positive, got {short(self.clock_hz)}")
 
     @property
     def pes(self) -> int:
@@ -120,14 +131,14 @@ class OperandPrecision:
 
     def __post_init__(self):
         if not _is_int(self.bits) or not 1 <= self.bits <= 64:
-            raise SpecError(f"bits must be an integer in 1..64, got {self.bits!r}")
+            raise SpecError(f"bits must be an integer in 1..64, got {short(self.bits)}")
         if self.type not in PRECISION_TYPES:
-            raise SpecError(f"type must be one of {', '.join(PRECISION_TYPES)}, got {self.type!r}")
+            raise SpecError(f"type must be one of {', '.join(PRECISION_TYPES)}, got {short(self.type)}")
         if self.type == "fixed":
             if self.exp_bits is not None:
                 raise SpecError("exp_bits applies to type float only")
             if self.frac_bits is not None and (not _is_int(self.frac_bits) or not 0 <= self.frac_bits <= self.bits):
-                raise SpecError(f"frac_bits must be an integer in 0..{self.bits}, got {self.frac_bits!r}")
+                raise SpecError(f"frac_bits must be an integer in 0..{self.bits}, got {short(self.frac_bits)}")
         else:
             if self.frac_bits is not None:
                 raise SpecError("frac_bits applies to type fixed only (a float's fraction is its mantissa)")
@@ -135,7 +146,7 @@ class OperandPrecision:
                 raise SpecError(f"a float of {self.bits} bits needs exp_bits (standard widths: "
                                 f"{', '.join(map(str, FLOAT_EXP_BITS))})")
             if self.exp_bits is not None and (not _is_int(self.exp_bits) or not 1 <= self.exp_bits < self.bits - 1):
-                raise SpecError(f"exp_bits must be an integer in 1..{self.bits - 2}, got {self.exp_bits!r}")
+                raise SpecError(f"exp_bits must be an integer in 1..{self.bits - 2}, got {short(self.exp_bits)}")
 
     @property
     def bytes(self) -> float:
@@ -222,32 +233,32 @@ class MemoryLevel:
     write_energy_j: float = 0.0
 
     def __post_init__(self):
-        owner = f"memory level {self.name!r}"
+        owner = f"memory level {short(self.name)}"
         if self.kind not in LEVEL_KINDS:
-            _fail(owner, f"unknown kind {self.kind!r} (expected one of {', '.join(LEVEL_KINDS)})")
+            _fail(owner, f"unknown kind {short(self.kind)} (expected one of {', '.join(LEVEL_KINDS)})")
         for op in self.holds:
             if op not in OPERANDS:
-                _fail(owner, f"unknown operand {op!r} in 'holds' (expected {', '.join(OPERANDS)})")
+                _fail(owner, f"unknown operand {short(op)} in 'holds' (expected {', '.join(OPERANDS)})")
         if self.kind in ("sram", "regfile"):
             if self.capacity_bytes is None:
                 _fail(owner, "capacity is required for an on-chip buffer")
             if not self.capacity_bytes > 0:
-                _fail(owner, f"capacity must be positive, got {self.capacity_bytes!r} bytes")
+                _fail(owner, f"capacity must be positive, got {short(self.capacity_bytes)} bytes")
             if not self.holds:
                 _fail(owner, "an on-chip buffer must hold at least one operand ('holds')")
         for name in ("instances", "word_bits", "banks"):
             v = getattr(self, name)
             if name == "banks" and v is None:
                 continue
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                _fail(owner, f"{name} must be a positive integer, got {v!r}")
+            if _bad_count(v):
+                _fail(owner, f"{name} must be {_count_range()}, got {short(v)}")
         if self.bandwidth_bytes_per_s is not None and not self.bandwidth_bytes_per_s > 0:
-            _fail(owner, f"bandwidth must be positive, got {self.bandwidth_bytes_per_s!r}")
+            _fail(owner, f"bandwidth must be positive, got {short(self.bandwidth_bytes_per_s)}")
         if self.kind == "dram" and self.bandwidth_bytes_per_s is None:
             _fail(owner, "DRAM needs a bandwidth (e.g. '4.2 GB/s')")
         for name in ("read_energy_j", "write_energy_j"):
             if getattr(self, name) < 0:
-                _fail(owner, f"{name[:-2]} must not be negative, got {getattr(self, name)!r}")
+                _fail(owner, f"{name[:-2]} must not be negative, got {short(getattr(self, name))}")
 
     @property
     def on_chip(self) -> bool:
@@ -290,7 +301,7 @@ class EnergyTable:
     def __post_init__(self):
         for name in ("mac_j", "codebook_lookup_j", "index_decode_j"):
             if getattr(self, name) < 0:
-                _fail(f"energy.{name[:-2]}", f"must not be negative, got {getattr(self, name)!r}")
+                _fail(f"energy.{name[:-2]}", f"must not be negative, got {short(getattr(self, name))}")
 
 
 @dataclass(frozen=True)
@@ -320,7 +331,7 @@ class WeightFormat:
             if name == "pointer_bits" and v is None:
                 _fail("weight_format.pointer_bits", "must be an integer in 1..16, got None")
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 16):
-                _fail(f"weight_format.{name}", f"must be an integer in 1..16, got {v!r}")
+                _fail(f"weight_format.{name}", f"must be an integer in 1..16, got {short(v)}")
 
 
 @dataclass(frozen=True)
@@ -349,10 +360,10 @@ class Sparsity:
         if z is None:
             z = implied or "none"
         elif z not in ZERO_ACTIVATION_POLICIES:
-            _fail("sparsity.zero_activations", f"unknown policy {z!r} (expected one of "
+            _fail("sparsity.zero_activations", f"unknown policy {short(z)} (expected one of "
                                                f"{', '.join(ZERO_ACTIVATION_POLICIES)})")
         elif implied is not None and implied != z:
-            _fail("sparsity.zero_activations", f"{z!r} contradicts {implied}_zero_activations: true")
+            _fail("sparsity.zero_activations", f"{short(z)} contradicts {implied}_zero_activations: true")
         object.__setattr__(self, "zero_activations", z)
         object.__setattr__(self, "skip_zero_activations", z == "skip")
         object.__setattr__(self, "gate_zero_activations", z == "gate")
@@ -373,12 +384,12 @@ class DramCompression:
 
     def __post_init__(self):
         if self.activations not in DRAM_COMPRESSIONS:
-            _fail("dram_compression.activations", f"unknown coding {self.activations!r} (expected one of "
+            _fail("dram_compression.activations", f"unknown coding {short(self.activations)} (expected one of "
                                                   f"{', '.join(DRAM_COMPRESSIONS)})")
         for name in ("run_bits", "word_bits"):
             v = getattr(self, name)
             if not _is_int(v) or not 1 <= v <= 1024:
-                _fail(f"dram_compression.{name}", f"must be a positive integer, got {v!r}")
+                _fail(f"dram_compression.{name}", f"must be a positive integer, got {short(v)}")
 
     @property
     def rlc(self):
@@ -422,23 +433,23 @@ class Policies:
     fuse: tuple = ()
 
     def __post_init__(self):
-        if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch <= 0:
-            _fail("policies.batch", f"must be a positive integer, got {self.batch!r}")
+        if _bad_count(self.batch, "batch"):
+            _fail("policies.batch", f"must be {_count_range('batch')}, got {short(self.batch)}")
         if self.weights is None:
             object.__setattr__(self, "weights", "per_batch" if self.keep_weights_on_chip else "streamed")
         elif self.weights not in WEIGHT_POLICIES:
-            _fail("policies.weights", f"unknown policy {self.weights!r} (expected one of {', '.join(WEIGHT_POLICIES)})")
+            _fail("policies.weights", f"unknown policy {short(self.weights)} (expected one of {', '.join(WEIGHT_POLICIES)})")
         elif not self.keep_weights_on_chip and self.weights != "streamed":
-            _fail("policies.weights", f"{self.weights!r} contradicts keep_weights_on_chip: false")
+            _fail("policies.weights", f"{short(self.weights)} contradicts keep_weights_on_chip: false")
         object.__setattr__(self, "keep_weights_on_chip", self.weights != "streamed")
         fuse = self.fuse
         if isinstance(fuse, str):
             fuse = (fuse,)
         if not isinstance(fuse, (list, tuple)) or any(f not in FUSABLE for f in fuse):
-            _fail("policies.fuse", f"expected a list of {', '.join(FUSABLE)}, got {self.fuse!r}")
+            _fail("policies.fuse", f"expected a list of {', '.join(FUSABLE)}, got {short(self.fuse)}")
         object.__setattr__(self, "fuse", tuple(dict.fromkeys(fuse)))
         if self.activations not in ACTIVATION_POLICIES:
-            _fail("policies.activations", f"unknown policy {self.activations!r} "
+            _fail("policies.activations", f"unknown policy {short(self.activations)} "
                                           f"(expected one of {', '.join(ACTIVATION_POLICIES)})")
 
 
@@ -485,13 +496,13 @@ class HardwareSpec:
         if isinstance(runs, str):
             runs = (runs,)
         if not isinstance(runs, (list, tuple)) or not runs or any(k not in LAYER_KINDS for k in runs):
-            _fail("runs", f"expected a non-empty list of layer kinds among {', '.join(LAYER_KINDS)}, got {self.runs!r}")
+            _fail("runs", f"expected a non-empty list of layer kinds among {', '.join(LAYER_KINDS)}, got {short(self.runs)}")
         object.__setattr__(self, "runs", tuple(dict.fromkeys(runs)))
         if self.precision is None:   # default: every operand at the datapath width, fixed point
             word = OperandPrecision(self.array.datapath_bits)
             object.__setattr__(self, "precision", Precision(word, word, word))
         if self.dataflow not in DATAFLOW_NAMES:
-            _fail("dataflow", f"unknown dataflow {self.dataflow!r} (expected one of {', '.join(DATAFLOW_NAMES)})")
+            _fail("dataflow", f"unknown dataflow {short(self.dataflow)} (expected one of {', '.join(DATAFLOW_NAMES)})")
         if not self.levels:
             _fail("memory", "no memory levels: need a DRAM level and at least one on-chip buffer")
         names = [l.name for l in self.levels]
@@ -506,18 +517,18 @@ class HardwareSpec:
             _fail("memory", "missing level: no on-chip buffer (kind sram or regfile)")
         for op in OPERANDS:
             if self.backing_level(op) is None:
-                _fail("memory", f"operand {op!r} has no on-chip buffer: no sram/regfile level lists it in "
+                _fail("memory", f"operand {short(op)} has no on-chip buffer: no sram/regfile level lists it in "
                                 f"'holds'")
         if self.weight_format.pointer_level is not None:
             lv = next((l for l in self.levels if l.name == self.weight_format.pointer_level), None)
             if lv is None or not lv.on_chip:
-                _fail("weight_format.pointer_level", f"{self.weight_format.pointer_level!r} is not an on-chip memory "
+                _fail("weight_format.pointer_level", f"{short(self.weight_format.pointer_level)} is not an on-chip memory "
                                                      f"level (levels: {', '.join(l.name for l in self.levels)})")
         if self.policies.activations == "on_chip" and self.activation_level() is None:
             _fail("policies.activations", f"on_chip needs one on-chip buffer holding both inputs and outputs, "
                                           f"so that a layer's output can be read in place by its consumers; "
-                                          f"here inputs are backed by {self.backing_level('inputs').name!r} "
-                                          f"and outputs by {self.backing_level('outputs').name!r} (use 'dram')")
+                                          f"here inputs are backed by {short(self.backing_level('inputs').name)} "
+                                          f"and outputs by {short(self.backing_level('outputs').name)} (use 'dram')")
 
     # --- derived views ------------------------------------------------------------------------
     @property
@@ -528,7 +539,7 @@ class HardwareSpec:
         for l in self.levels:
             if l.name == name:
                 return l
-        raise SpecError(f"hardware {self.name!r} has no memory level {name!r}")
+        raise SpecError(f"hardware {short(self.name)} has no memory level {short(name)}")
 
     def backing_level(self, operand: str) -> MemoryLevel | None:
         """The outermost on-chip level holding ``operand``: what DRAM fills and tiles are sized for."""

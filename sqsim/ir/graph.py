@@ -14,9 +14,10 @@ from typing import Iterable, Iterator
 
 import networkx as nx
 
-from ..errors import GraphError
+from ..errors import GraphError, LimitError, short
+from ..limits import check
 from .layer import WEIGHTED_OPS, Layer, LayerInfo
-from .shapes import infer
+from .shapes import check_sizes, infer
 
 
 @dataclass(frozen=True)
@@ -50,15 +51,18 @@ class Graph:
     GraphError
         Duplicate names, an input naming a missing layer, a cycle, no input layer, or any shape
         rule failing (concat/add mismatch, kernel larger than its padded input, bad groups).
+    LimitError
+        More layers, or a layer with larger tensors or more MACs, than :mod:`sqsim.limits` allows.
     """
 
     def __init__(self, layers: Iterable[Layer], name: str = "network", source: str | None = None,
                  lines: dict | None = None):
         layers = list(layers)
+        prefix = f"{source}: " if source else ""
+        check("layers", len(layers), f"{prefix}network {short(name, 60)}: layers")
         self.name = name
         self.source = source
         lines = lines or {}
-        prefix = f"{source}: " if source else ""
 
         def at(layer_name):  # "file:line: " where the loader knows the layer's line
             line = lines.get(layer_name)
@@ -98,8 +102,9 @@ class Graph:
             layer = g.nodes[n]["layer"]
             try:
                 info = infer(layer, tuple(self._info[s].output_shape for s in layer.inputs))
-            except GraphError as e:
-                raise GraphError(f"{at(n)}{e}") from None
+                check_sizes(info)
+            except (GraphError, LimitError) as e:
+                raise type(e)(f"{at(n)}{e}") from None
             self._info[n] = info
             g.nodes[n]["info"] = info
 

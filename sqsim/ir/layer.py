@@ -163,44 +163,84 @@ class LayerInfo:
         return self.weights_kept + self.biases
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def _check_layer(layer: Layer) -> None:
-    """Structural checks that need no neighbours; raises GraphError naming the layer."""
-    from ..errors import GraphError
+    """Structural checks that need no neighbours; raises GraphError naming the layer.
+
+    Integers must be ints (``true`` is not 1) no larger than the ``dim`` limit, floats finite;
+    names at most ``name_chars`` long (:mod:`sqsim.limits`)."""
+    from ..errors import GraphError, short
+    from ..limits import current, how_to_raise
+    lim = current()
 
     def fail(msg):
-        raise GraphError(f"layer {layer.name!r} ({layer.op}): {msg}")
+        raise GraphError(f"layer {short(layer.name, 60)} ({layer.op}): {msg}")
+
+    def count(nm, v, lo):
+        if not _is_int(v) or v < lo:
+            fail(f"{nm} must be a {'non-negative' if lo == 0 else 'positive'} integer, got {short(v)}")
+        if v > lim.dim:
+            fail(f"{nm} {v:,} exceeds sqsim's limit of {lim.dim:,} (dim; {how_to_raise('dim')})")
 
     if not isinstance(layer.name, str) or not layer.name:
-        raise GraphError(f"layer name must be a non-empty string, got {layer.name!r}")
-    if layer.op not in OPS:
-        raise GraphError(f"layer {layer.name!r}: unknown op {layer.op!r} (expected one of {', '.join(OPS)})")
+        raise GraphError(f"layer name must be a non-empty string, got {short(layer.name)}")
+    if len(layer.name) > lim.name_chars:
+        raise GraphError(f"layer name {short(layer.name, 60)} has {len(layer.name):,} characters, over sqsim's "
+                         f"limit of {lim.name_chars:,} (name_chars; {how_to_raise('name_chars')})")
+    if not isinstance(layer.op, str) or layer.op not in OPS:
+        raise GraphError(f"layer {short(layer.name, 60)}: unknown op {short(layer.op)} (expected one of "
+                         f"{', '.join(OPS)})")
+    if not isinstance(layer.inputs, tuple) or not all(isinstance(i, str) for i in layer.inputs):
+        fail(f"inputs must be layer names, got {short(layer.inputs)}")
     if layer.op == "input":
-        if layer.shape is None or len(layer.shape) != 3:
-            fail(f"shape must be [channels, height, width], got {layer.shape!r}")
+        if not isinstance(layer.shape, tuple) or len(layer.shape) != 3:
+            fail(f"shape must be [channels, height, width], got {short(layer.shape)}")
         for v in layer.shape:
-            if not isinstance(v, int) or v <= 0:
-                fail(f"shape entries must be positive integers, got {list(layer.shape)}")
+            if not _is_int(v) or v <= 0:
+                fail(f"shape entries must be positive integers, got {short(list(layer.shape))}")
+            count("shape entry", v, 1)
     if layer.op in WEIGHTED_OPS:
-        if not isinstance(layer.out_channels, int) or layer.out_channels <= 0:
-            fail(f"out_channels must be a positive integer, got {layer.out_channels!r}")
+        count("out_channels", layer.out_channels, 1)
+        if not isinstance(layer.bias, bool):
+            fail(f"bias must be true or false, got {short(layer.bias)}")
     if layer.op in ("conv2d",) + POOL_OPS:
         if layer.kernel is None:
             fail("kernel is required")
         for nm, pair, lo in (("kernel", layer.kernel, 1), ("stride", layer.stride, 1), ("pad", layer.pad, 0)):
-            if len(pair) != 2 or any((not isinstance(v, int)) or v < lo for v in pair):
-                fail(f"{nm} must be {'non-negative' if lo == 0 else 'positive'} integers, got {list(pair)}")
-    if layer.op == "conv2d" and (not isinstance(layer.groups, int) or layer.groups <= 0):
-        fail(f"groups must be a positive integer, got {layer.groups!r}")
+            if not isinstance(pair, tuple) or len(pair) != 2 or any(not _is_int(v) or v < lo for v in pair):
+                fail(f"{nm} must be {'non-negative' if lo == 0 else 'positive'} integers, got {short(pair)}")
+            for v in pair:
+                count(nm, v, lo)
+    if layer.op in POOL_OPS and not isinstance(layer.ceil_mode, bool):
+        fail(f"ceil_mode must be true or false, got {short(layer.ceil_mode)}")
+    if layer.op == "conv2d":
+        count("groups", layer.groups, 1)
     if layer.op == "lrn":
-        if not isinstance(layer.local_size, int) or layer.local_size <= 0 or layer.local_size % 2 == 0:
+        count("local_size", layer.local_size, 1)
+        if layer.local_size % 2 == 0:
             fail(f"local_size must be a positive odd integer, got {layer.local_size!r}")
+        # b = a / (k + alpha/n * sum a^2)^beta: a positive base keeps every output finite
+        for nm in ("alpha", "beta", "k"):
+            if not _is_number(getattr(layer, nm)):
+                fail(f"{nm} must be a finite number, got {short(getattr(layer, nm))}")
+        if layer.alpha < 0 or layer.k <= 0:
+            fail(f"needs alpha >= 0 and k > 0 (got alpha={layer.alpha!r}, k={layer.k!r})")
+    if layer.op == "dropout" and (not _is_number(layer.ratio) or not 0 <= layer.ratio < 1):
+        fail(f"ratio (the fraction of activations dropped in training) must be in [0, 1), got {short(layer.ratio)}")
     c = layer.compression
     if c is not None:
         if layer.op not in WEIGHTED_OPS:
             fail("only conv2d and fc layers carry a compression profile")
-        if not (0 < c.density <= 1):
-            fail(f"compression density must be in (0, 1], got {c.density}")
+        if not _is_number(c.density) or not (0 < c.density <= 1):
+            fail(f"compression density must be in (0, 1], got {short(c.density)}")
         for nm in ("weight_bits", "index_bits"):
             v = getattr(c, nm)
-            if v is not None and (not isinstance(v, int) or not 1 <= v <= 16):
-                fail(f"compression {nm} must be an integer in 1..16, got {v!r}")
+            if v is not None and (not _is_int(v) or not 1 <= v <= 16):
+                fail(f"compression {nm} must be an integer in 1..16, got {short(v)}")

@@ -27,7 +27,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import FormatError, GraphError, UnsupportedOpError
+from ..errors import FormatError, GraphError, UnsupportedOpError, short
+from ..limits import check, check_file
 from ..weights import LayerWeights, check_weights
 from .graph import Graph
 from .layer import Layer
@@ -88,24 +89,42 @@ def _parse_xml(raw: bytes, source: str):
 
 
 def _dims(port, where: str) -> tuple:
+    if not (port.get("id") or "").isdigit():
+        raise FormatError(f"{where}: a port id must be a non-negative integer, got {short(port.get('id'))}")
     try:
-        return tuple(int(d.text) for d in port.findall("dim"))
+        dims = port.findall("dim")
+        if len(dims) > 8 or any(len((d.text or "").strip()) > 30 for d in dims):
+            raise ValueError
+        return tuple(int(d.text) for d in dims)
     except (TypeError, ValueError):
-        raise FormatError(f"{where}: port {port.get('id')!r} has a non-integer <dim>") from None
+        raise FormatError(f"{where}: port {short(port.get('id'))} has a non-integer <dim> or more than 8") from None
 
 
 def _ints(text: str | None, where: str, key: str) -> tuple:
     if text is None:
         raise FormatError(f"{where}: attribute {key!r} is required")
     try:
-        return tuple(int(v) for v in text.split(",") if v.strip() != "")
+        vals = text.split(",")
+        if len(vals) > 8 or any(len(v) > 30 for v in vals):
+            raise ValueError
+        return tuple(int(v) for v in vals if v.strip() != "")
     except ValueError:
-        raise FormatError(f"{where}: attribute {key!r} must be comma-separated integers, got {text!r}") from None
+        raise FormatError(f"{where}: attribute {key!r} must be at most 8 comma-separated integers, got "
+                          f"{short(text)}") from None
+
+
+def _int_attr(n, key: str, default: str) -> int:
+    vals = _ints(n.data.get(key, default), f"layer {short(n.name)} ({n.type})", key)
+    if len(vals) != 1:
+        raise FormatError(f"layer {short(n.name)} ({n.type}): attribute {key!r} must be one integer")
+    return vals[0]
 
 
 class _Reader:
     def __init__(self, xml_path: Path, bin_path: Path):
         self.source = str(xml_path)
+        check_file(xml_path, "text")
+        check_file(bin_path, "binary")
         try:
             raw = xml_path.read_bytes()
         except OSError as e:
@@ -126,6 +145,7 @@ class _Reader:
         layers_el = root.find("layers")
         if layers_el is None:
             raise FormatError(f"{self.source}: no <layers> element")
+        check("layers", len(layers_el.findall("layer")), f"{self.source}: layers")
         for el in layers_el.findall("layer"):
             lid, name, typ = el.get("id"), el.get("name"), el.get("type")
             if lid is None or name is None or typ is None:
@@ -261,9 +281,15 @@ class _Reader:
         for n in self.order():
             rule = RULES.get(n.type)
             if rule is None:
-                raise UnsupportedOpError(f"{self.where(n)}: layer type {n.type!r} is not supported (sqsim reads "
+                raise UnsupportedOpError(f"{self.where(n)}: layer type {short(n.type)} is not supported (sqsim reads "
                                          f"{', '.join(sorted(RULES))})")
-            rule(self, n)
+            if rule in _FOLDING:
+                try:
+                    rule(self, n)
+                except (ValueError, TypeError, IndexError, ZeroDivisionError) as e:  # numpy's shape errors
+                    raise FormatError(f"{self.where(n)}: cannot fold this shape computation ({e})") from None
+            else:
+                rule(self, n)
         graph = Graph(list(self.layers.values()), name=self.net_name, source=self.source)
         weights = check_weights(graph, self.weights, source=self.source)
         return OpenVinoModel(graph, weights, self.mean)
@@ -402,7 +428,7 @@ def _pool(r: _Reader, n: _Node):
 
 
 def _concat(r: _Reader, n: _Node):
-    axis = int(n.data.get("axis", "0"))
+    axis = _int_attr(n, "axis", "0")
     xs = tuple(r.act(n, i) for i in range(len(n.inputs)))
     if axis < 0:
         axis += len(xs[0].dims)
@@ -413,7 +439,7 @@ def _concat(r: _Reader, n: _Node):
 
 def _softmax(r: _Reader, n: _Node):
     x = r.act(n, 0)
-    axis = int(n.data.get("axis", "1"))
+    axis = _int_attr(n, "axis", "1")
     if axis < 0:
         axis += len(x.dims)
     if axis != 1:
@@ -423,8 +449,10 @@ def _softmax(r: _Reader, n: _Node):
 
 def _reduce_mean(r: _Reader, n: _Node):
     x = r.act(n, 0)
-    axes = {int(a) % len(x.dims) for a in r.const(n, 1, "axes").reshape(-1)}
-    if len(x.dims) != 4 or axes != {2, 3}:
+    if len(x.dims) != 4:
+        raise UnsupportedOpError(f"{r.where(n)}: only a mean over the spatial axes of a 4-D input is supported")
+    axes = {int(a) % 4 for a in r.const(n, 1, "axes").reshape(-1)}
+    if axes != {2, 3}:
         raise UnsupportedOpError(f"{r.where(n)}: only a mean over the spatial axes (2, 3) is supported, got "
                                  f"{sorted(axes)}")
     r.add(n, "global_avgpool", (x,))
@@ -448,8 +476,16 @@ def _unsqueeze(r: _Reader, n: _Node):
 
 
 def _range(r: _Reader, n: _Node):
-    start, stop, step = (r.const(n, i, what).reshape(()) for i, what in enumerate(("start", "stop", "step")))
-    r.set_out(n, np.arange(start, stop, step))
+    start, stop, step = (float(r.const(n, i, what).reshape(())) for i, what in enumerate(("start", "stop", "step")))
+    if not all(math.isfinite(v) for v in (start, stop, step)) or step == 0:
+        raise FormatError(f"{r.where(n)}: start, stop and step must be finite, step non-zero")
+    count = max(0, math.ceil((stop - start) / step))
+    check("tensor_elements", count, f"{r.where(n)}: values", "")
+    dtype = np.result_type(*(r.const(n, i, "") for i in range(3)))
+    r.set_out(n, np.arange(start, stop, step, dtype=dtype))
+
+
+_FOLDING = (_shape_of, _squeeze, _unsqueeze, _range)
 
 
 def _result(r: _Reader, n: _Node):

@@ -140,6 +140,23 @@ RULES = {
 }
 
 
+def check_sizes(info: LayerInfo) -> None:
+    """Refuse a layer whose tensors or MACs exceed sqsim's limits (:mod:`sqsim.limits`): the
+    weights, every input and the output per sample at most ``tensor_elements``, the MACs at most
+    ``layer_macs``.  Shapes are Python integers until here, so nothing has overflowed yet."""
+    from ..limits import check, current
+    lim = current()
+    biggest = max([info.weights] + [_prod(s) for s in info.input_shapes + (info.output_shape,)])
+    if biggest <= lim.tensor_elements and info.macs <= lim.layer_macs:
+        return
+    what = f"layer {info.name!r} ({info.op})"
+    check("tensor_elements", info.weights, f"{what}: weights {'x'.join(map(str, info.weight_shape or ()))}",
+          " elements")
+    for shape in info.input_shapes + (info.output_shape,):
+        check("tensor_elements", _prod(shape), f"{what}: tensor {'x'.join(map(str, shape))}", " elements")
+    check("layer_macs", info.macs, f"{what}: MACs per sample")
+
+
 def infer(layer: Layer, input_shapes: tuple[Shape, ...]) -> LayerInfo:
     """Shape, parameters and MACs of ``layer`` given its input shapes."""
     return RULES[layer.op](layer, tuple(tuple(s) for s in input_shapes))

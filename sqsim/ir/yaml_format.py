@@ -26,7 +26,8 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import GraphError, SpecError
+from ..errors import GraphError, SpecError, short
+from ..limits import check
 from ..yamltext import load_yaml
 from .graph import Graph
 from .layer import WEIGHTED_OPS, Compression, Layer, op_attributes
@@ -42,7 +43,7 @@ def _pair(v, where, key):
         return (v, v)
     if isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v):
         return (v[0], v[1])
-    raise SpecError(f"{where}: {key} must be an integer or [h, w], got {v!r}")
+    raise SpecError(f"{where}: {key} must be an integer or [h, w], got {short(v)}")
 
 
 def _profile(spec: dict, defaults: dict, where: str, sub: str | None = None) -> Compression | None:
@@ -55,7 +56,7 @@ def _profile(spec: dict, defaults: dict, where: str, sub: str | None = None) -> 
         if sub is not None and isinstance(v, dict):
             unknown = set(v) - set(FIRE_CONVS) - {"bypass1x1"}
             if unknown:
-                raise SpecError(f"{where}: {key} has unknown conv(s) {sorted(unknown)} "
+                raise SpecError(f"{where}: {key} has unknown conv(s) {_listed(sorted(unknown, key=str))} "
                                 f"(expected {', '.join(FIRE_CONVS)}, bypass1x1)")
             if sub not in v:
                 continue
@@ -66,29 +67,32 @@ def _profile(spec: dict, defaults: dict, where: str, sub: str | None = None) -> 
         return None
     d = vals.get("density", 1.0)
     if isinstance(d, bool) or not isinstance(d, (int, float)):
-        raise SpecError(f"{where}: density must be a number in (0, 1], got {d!r}")
+        raise SpecError(f"{where}: density must be a number in (0, 1], got {short(d)}")
     for key in ("weight_bits", "index_bits"):
         v = vals.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
-            raise SpecError(f"{where}: {key} must be an integer, got {v!r}")
+            raise SpecError(f"{where}: {key} must be an integer, got {short(v)}")
     return Compression(float(d), vals.get("weight_bits"), vals.get("index_bits"))
 
 
 def _layer_from_spec(spec: dict, prev: str | None, defaults: dict, where: str) -> Layer:
     if "name" not in spec or "op" not in spec:
-        raise SpecError(f"{where}: a layer needs 'name' and 'op' (or a 'fire' block), got keys {sorted(spec)}")
+        raise SpecError(f"{where}: a layer needs 'name' and 'op' (or a 'fire' block), got keys "
+                        f"{_listed(sorted(spec, key=str))}")
     name, op = spec["name"], spec["op"]
     if not isinstance(name, str):
-        raise SpecError(f"{where}: layer name must be a string, got {name!r}")
-    where = f"{where} layer {name!r}"
+        raise SpecError(f"{where}: layer name must be a string, got {short(name)}")
+    if not isinstance(op, str):
+        raise SpecError(f"{where}: layer {short(name)}: op must be a string, got {short(op)}")
+    where = f"{where}: layer {short(name)}"
     allowed = {"name", "op", "inputs"} | set(op_attributes(op))
     if op in WEIGHTED_OPS:
         allowed |= set(_PROFILE_KEYS)
     if op == "conv2d" or op in ("maxpool", "avgpool"):
         allowed |= {"kernel", "stride", "pad"}
-    unknown = sorted(set(spec) - allowed)
+    unknown = sorted(set(spec) - allowed, key=str)
     if unknown:
-        raise SpecError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))} for op {op!r} "
+        raise SpecError(f"{where}: unknown field(s) {_listed(unknown)} for op {short(op)} "
                         f"(allowed: {', '.join(sorted(allowed))})")
     kwargs = {}
     for key in set(spec) - {"name", "op", "inputs"} - set(_PROFILE_KEYS):
@@ -97,7 +101,7 @@ def _layer_from_spec(spec: dict, prev: str | None, defaults: dict, where: str) -
             v = _pair(v, where, key)
         elif key == "shape":
             if not isinstance(v, list):
-                raise SpecError(f"{where}: shape must be [channels, height, width], got {v!r}")
+                raise SpecError(f"{where}: shape must be [channels, height, width], got {short(v)}")
             v = tuple(v)
         kwargs[key] = v
     inputs = spec.get("inputs")
@@ -108,13 +112,13 @@ def _layer_from_spec(spec: dict, prev: str | None, defaults: dict, where: str) -
     elif isinstance(inputs, list) and all(isinstance(i, str) for i in inputs):
         inputs = tuple(inputs)
     else:
-        raise SpecError(f"{where}: inputs must be a layer name or a list of names, got {inputs!r}")
+        raise SpecError(f"{where}: inputs must be a layer name or a list of names, got {short(inputs)}")
     if op in WEIGHTED_OPS:
         kwargs["compression"] = _profile(spec, defaults, where)
     try:
         return Layer(name=name, op=op, inputs=inputs, **kwargs)
     except GraphError as e:
-        raise SpecError(f"{where.split(' layer ')[0]} {e}") from None
+        raise SpecError(f"{where.split(': layer ')[0]}: {e}") from None
     except TypeError as e:
         raise SpecError(f"{where}: {e}") from None
 
@@ -142,28 +146,28 @@ def fire_layers(name: str, input_name: str, squeeze: int, expand1x1: int, expand
                             kernel=(1, 1), compression=profiles.get("bypass1x1")))
         layers.append(Layer(f"{name}/bypass", "add", (f"{name}/bypass1x1", f"{name}/concat")))
     elif bypass is not None:
-        raise SpecError(f"fire module {name!r}: bypass must be 'simple' or 'complex', got {bypass!r}")
+        raise SpecError(f"fire module {short(name)}: bypass must be 'simple' or 'complex', got {short(bypass)}")
     return layers
 
 
 def _fire_from_spec(spec: dict, prev: str | None, defaults: dict, where: str) -> list[Layer]:
     name = spec["fire"]
     if not isinstance(name, str):
-        raise SpecError(f"{where}: fire block name must be a string, got {name!r}")
-    where = f"{where} fire block {name!r}"
-    unknown = sorted(set(spec) - _FIRE_KEYS)
+        raise SpecError(f"{where}: fire block name must be a string, got {short(name)}")
+    where = f"{where}: fire block {short(name)}"
+    unknown = sorted(set(spec) - _FIRE_KEYS, key=str)
     if unknown:
-        raise SpecError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))} "
+        raise SpecError(f"{where}: unknown field(s) {_listed(unknown)} "
                         f"(allowed: {', '.join(sorted(_FIRE_KEYS))})")
     for key in ("squeeze", "expand1x1", "expand3x3"):
         v = spec.get(key)
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise SpecError(f"{where}: {key} must be a positive integer, got {v!r}")
+            raise SpecError(f"{where}: {key} must be a positive integer, got {short(v)}")
     inputs = spec.get("inputs", prev)
     if isinstance(inputs, list) and len(inputs) == 1:
         inputs = inputs[0]
     if not isinstance(inputs, str):
-        raise SpecError(f"{where}: a fire block takes exactly one input, got {inputs!r}")
+        raise SpecError(f"{where}: a fire block takes exactly one input, got {short(inputs)}")
     profiles = {c: _profile(spec, defaults, where, sub=c) for c in FIRE_CONVS + ("bypass1x1",)}
     try:
         return fire_layers(name, inputs, spec["squeeze"], spec["expand1x1"], spec["expand3x3"],
@@ -182,15 +186,22 @@ def loads(text: str, source: str = "<string>") -> Graph:
     GraphError
         Graph-level problems (missing input tensor, cycle, shape mismatch), naming file and line.
     """
-    doc = load_yaml(text, source)  # safe loader: no arbitrary objects
+    doc = load_yaml(text, source)  # strict safe loader: unique keys, finite numbers, size limits
     if not isinstance(doc, dict):
         raise SpecError(f"{source}: expected a mapping with 'name' and 'layers', got {type(doc).__name__}")
-    unknown = sorted(set(doc) - {"name", "layers", "compression", "description", "source"})
+    unknown = sorted(set(doc) - {"name", "layers", "compression", "description", "source"}, key=str)
     if unknown:
-        raise SpecError(f"{source}: unknown top-level field(s) {', '.join(map(repr, unknown))} "
+        raise SpecError(f"{source}: unknown top-level field(s) {_listed(unknown)} "
                         f"(allowed: name, description, source, compression, layers)")
     if not isinstance(doc.get("layers"), list) or not doc["layers"]:
         raise SpecError(f"{source}: 'layers' must be a non-empty list")
+    check("layers", len(doc["layers"]), f"{source}: layers")
+    name = doc.get("name", Path(source).stem)
+    if isinstance(name, bool) or not isinstance(name, (str, int)) or not str(name):
+        raise SpecError(f"{_at(source, doc)}: the network name must be a string, got {short(name)}")
+    for key in ("description", "source"):
+        if key in doc and not isinstance(doc[key], str):
+            raise SpecError(f"{_at(source, doc)}: {key} must be a string, got {short(doc[key])}")
     defaults = doc.get("compression") or {}
     if not isinstance(defaults, dict) or set(defaults) - set(_PROFILE_KEYS):
         raise SpecError(f"{source}: top-level compression must be a mapping of {', '.join(_PROFILE_KEYS)}")
@@ -198,9 +209,9 @@ def loads(text: str, source: str = "<string>") -> Graph:
     lines: dict[str, int] = {}
     for spec in doc["layers"]:
         line = getattr(spec, "line", None)
-        where = f"{source}:{line}:" if line else f"{source}:"
+        where = f"{source}:{line}" if line else source
         if not isinstance(spec, dict):
-            raise SpecError(f"{where} each layer must be a mapping, got {spec!r}")
+            raise SpecError(f"{where}: each layer must be a mapping, got {short(spec)}")
         prev = layers[-1].name if layers else None
         if "fire" in spec:
             new = _fire_from_spec(spec, prev, defaults, where)
@@ -210,16 +221,24 @@ def loads(text: str, source: str = "<string>") -> Graph:
         for l in new:
             lines[l.name] = line
         layers.extend(new)
-    return Graph(layers, name=str(doc.get("name", Path(source).stem)), source=source, lines=lines)
+    return Graph(layers, name=str(name), source=source, lines=lines)
+
+
+def _at(source: str, obj) -> str:
+    line = getattr(obj, "line", None)
+    return f"{source}:{line}" if line else source
+
+
+def _listed(names) -> str:
+    shown = ", ".join(short(n, 40) for n in names[:6])
+    return shown + (f" and {len(names) - 6} more" if len(names) > 6 else "")
 
 
 def load(path) -> Graph:
+    """Read an architecture YAML file (size-checked, UTF-8; see :func:`loads`)."""
+    from ..paths import read_text
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read architecture file ({e.strerror})") from None
-    return loads(text, source=str(path))
+    return loads(read_text(path, "architecture file"), source=str(path))
 
 
 # --- saving ---------------------------------------------------------------------------------------

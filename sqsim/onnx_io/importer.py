@@ -17,11 +17,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import FormatError, GraphError, UnsupportedOpError
+from ..errors import FormatError, GraphError, UnsupportedOpError, short
+from ..limits import check, check_file, check_memory
 from ..ir.graph import Graph
 from ..ir.layer import WEIGHTED_OPS, Compression, Layer
 from ..ir.shapes import infer
 from ..weights import LayerWeights, check_weights
+from .external import model_folder, resolve_external_data, tensor_bytes
 from .model import COMPRESSION_KEY, FLATTEN_LAYER_DOC, ROUNDING_DOC, OnnxModel
 from .pooling import onnx_axis_matches_caffe, onnx_pool_size
 
@@ -30,6 +32,34 @@ class _Tensor(NamedTuple):
     """An activation tensor: the sqsim layer that computes it and its ONNX rank (4 NCHW, 2 NC)."""
     layer: str
     rank: int
+
+
+# The attributes sqsim reads, with their ONNX types (a file may declare another type for the same name).
+_ATTR_TYPES = {**dict.fromkeys(("kernel_shape", "strides", "pads", "dilations"), "INTS"),
+               **dict.fromkeys(("group", "transA", "transB", "size", "axis", "ceil_mode", "count_include_pad",
+                                "allowzero", "training_mode"), "INT"),
+               **dict.fromkeys(("alpha", "beta", "epsilon", "bias", "ratio"), "FLOAT"), "auto_pad": "STRING"}
+_ATTR_WORDS = {"INTS": "a list of integers", "INT": "an integer", "FLOAT": "a number", "STRING": "a string"}
+
+
+def _array(t, where: str) -> np.ndarray:
+    """A TensorProto's values, its declared size checked first; external data must have been read
+    in already (:func:`~sqsim.onnx_io.external.resolve_external_data`), so no file is opened here."""
+    from onnx import TensorProto, numpy_helper
+    if t.data_location == TensorProto.EXTERNAL:
+        raise FormatError(f"{where}: refers to external data that was not resolved inside the model's folder")
+    try:
+        nbytes = tensor_bytes(t)
+    except ValueError as e:
+        raise FormatError(f"{where}: {e}") from None
+    check_memory(nbytes, where)
+    try:
+        a = numpy_helper.to_array(t)
+    except (ValueError, TypeError) as e:
+        raise FormatError(f"{where}: its data does not match its dims {short(list(t.dims))} ({e})") from None
+    if a.dtype.kind in "fc" and not np.all(np.isfinite(a)):   # weights, biases, scales: never NaN or infinite
+        raise FormatError(f"{where}: contains NaN or infinity")
+    return a
 
 
 def _label(node) -> str:
@@ -55,6 +85,7 @@ class _Importer:
         self._consts: dict[str, np.ndarray] = {}
         self.graph_output_names = [o.name for o in g.output]
         self.graph_inputs = [i for i in g.input if i.name not in self._tensor_protos]
+        check("layers", len(g.node), f"{source}: nodes")
         for node in g.node:
             if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
                 self._constant_node(node)
@@ -80,13 +111,8 @@ class _Importer:
 
     def const_value(self, name: str) -> np.ndarray:
         if name not in self._consts:
-            from onnx import numpy_helper
             t = self._tensor_protos[name]
-            try:
-                self._consts[name] = numpy_helper.to_array(t)
-            except (ValueError, TypeError) as e:
-                raise FormatError(f"{self.source}: initializer {name!r}: its data does not match its "
-                                  f"dims {list(t.dims)} ({e})") from None
+            self._consts[name] = _array(t, f"{self.source}: initializer {short(name)}")
         return self._consts[name]
 
     def const(self, node, i: int, what: str, required: bool = True) -> np.ndarray | None:
@@ -110,7 +136,18 @@ class _Importer:
         return self.tensors[name]
 
     def attrs(self, node) -> dict:
-        return {a.name: self.helper.get_attribute_value(a) for a in node.attribute}
+        """The node's attributes as Python values, those sqsim reads checked for their type."""
+        from onnx import AttributeProto
+        out = {}
+        for a in node.attribute:
+            want = _ATTR_TYPES.get(a.name)
+            if want is not None and a.type != getattr(AttributeProto, want):
+                raise GraphError(f"{self.where(node)}: attribute {short(a.name)} must be {_ATTR_WORDS[want]}")
+            try:
+                out[a.name] = self.helper.get_attribute_value(a)
+            except ValueError as e:
+                raise GraphError(f"{self.where(node)}: attribute {short(a.name)}: {e}") from None
+        return out
 
     def shape(self, tensor: _Tensor) -> tuple[int, int, int]:
         return self.infos[tensor.layer].output_shape
@@ -167,13 +204,9 @@ class _Importer:
 
     # --- graph structure ---------------------------------------------------------------------
     def _constant_node(self, node) -> None:
-        from onnx import numpy_helper
         a = {x.name: x for x in node.attribute}
         if "value" in a:
-            try:
-                value = numpy_helper.to_array(a["value"].t)
-            except (ValueError, TypeError) as e:
-                raise FormatError(f"{self.where(node)}: its value does not match its dims ({e})") from None
+            value = _array(a["value"].t, self.where(node))
         elif "value_float" in a:
             value = np.array(a["value_float"].f, dtype=np.float32)
         elif "value_floats" in a:
@@ -292,6 +325,13 @@ def _ints(v, n, default):
     return list(v) if v is not None else [default] * n
 
 
+def _finite_attrs(imp, node, a: dict, *names) -> None:
+    for name in names:
+        v = a.get(name, 0.0)
+        if not isinstance(v, (int, float)) or not np.isfinite(v):
+            raise GraphError(f"{imp.where(node)}: attribute {name} must be a finite number, got {short(v)}")
+
+
 def _need_rank4(imp, node, t: _Tensor):
     if t.rank != 4:
         raise UnsupportedOpError(f"{imp.where(node)}: expects a 4-D NCHW input, got a 2-D one")
@@ -308,8 +348,11 @@ def _spatial_attrs(imp, node, a, kernel) -> tuple[tuple[int, int], list[int]]:
     strides = _ints(a.get("strides"), 2, 1)
     pads = [0, 0, 0, 0] if auto_pad == "VALID" else _ints(a.get("pads"), 4, 0)
     if len(strides) != 2 or len(pads) != 4 or len(kernel) != 2:
-        raise UnsupportedOpError(f"{imp.where(node)}: only 2-D windows are supported (kernel {list(kernel)}, "
-                                 f"strides {strides}, pads {pads})")
+        raise UnsupportedOpError(f"{imp.where(node)}: only 2-D windows are supported (kernel {short(list(kernel))}, "
+                                 f"strides {short(strides)}, pads {short(pads)})")
+    if min(kernel) < 1 or min(strides) < 1 or min(pads) < 0:
+        raise GraphError(f"{imp.where(node)}: kernel {list(kernel)} and strides {strides} must be positive, pads "
+                         f"{pads} non-negative")
     return (strides[0], strides[1]), pads
 
 
@@ -363,6 +406,7 @@ def _gemm(imp, node):
     c = imp.const(node, 2, "bias", required=False)
     if w.ndim != 2:
         raise GraphError(f"{imp.where(node)}: weight initializer {wname!r} has shape {list(w.shape)}; expected 2-D")
+    _finite_attrs(imp, node, a, "alpha", "beta")
     w = (w if a.get("transB", 0) else w.T).astype(np.float32) * np.float32(a.get("alpha", 1.0))
     out = int(w.shape[0])
     if c is not None:
@@ -585,6 +629,9 @@ def _batchnorm(imp, node):
         params.append(v.astype(np.float64))
     scale, shift, mean, var = params
     # y = scale * (conv(x) + b - mean) / sqrt(var + eps) + shift, folded into the conv's w and b
+    _finite_attrs(imp, node, a, "epsilon")
+    if not np.all(var + float(a.get("epsilon", 1e-5)) > 0):
+        raise GraphError(f"{imp.where(node)}: var + epsilon must be positive for every channel")
     s = scale / np.sqrt(var + float(a.get("epsilon", 1e-5)))
     lw = imp.weights[layer.name]
     b = lw.bias.astype(np.float64) if lw.bias is not None else np.zeros(n)
@@ -668,6 +715,7 @@ def load_onnx(path) -> OnnxModel:
     """
     import onnx
     path = Path(path)
+    check_file(path, "binary")
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -675,12 +723,9 @@ def load_onnx(path) -> OnnxModel:
     try:
         model = onnx.load_model_from_string(data)
     except Exception as e:  # protobuf DecodeError and friends: the file is not a model
-        raise FormatError(f"{path}: not a readable ONNX model ({type(e).__name__}: {e})") from None
+        raise FormatError(f"{path}: not a readable ONNX model ({type(e).__name__}: {short(str(e), 200)})") from None
     if not model.graph.node and not model.graph.input:
         raise FormatError(f"{path}: not an ONNX model (no graph)")
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
-        try:
-            onnx.load_external_data_for_model(model, str(path.parent))
-        except Exception as e:  # OSError, or onnx's own error for a location outside the model's folder
-            raise FormatError(f"{path}: cannot read the model's external weight data ({e})") from None
+    # every external-data reference (initializers, Constant nodes, subgraphs), from the model's folder only
+    resolve_external_data(model, model_folder(path), str(path))
     return model_from_proto(model, source=str(path))

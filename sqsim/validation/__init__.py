@@ -65,12 +65,9 @@ def reference_paths() -> list[Path]:
 
 def load_reference(path) -> Reference:
     """Read and check a reference file (SpecError naming the file and field on a problem)."""
-    from ..yamltext import load_yaml
+    from ..yamltext import read_yaml
     p = Path(path)
-    try:
-        doc = load_yaml(p.read_text(), str(p), "invalid YAML")
-    except OSError as e:
-        raise SpecError(f"{p}: cannot read reference ({e.strerror})") from None
+    doc = read_yaml(p, "reference", "invalid YAML")
     if not isinstance(doc, dict):
         raise SpecError(f"{p}: a reference is a mapping")
     unknown = sorted(set(doc) - set(REF_FIELDS))

@@ -2,8 +2,8 @@
 weight kernels).  The same source runs on a GPU (on CuPy arrays) and, with NUMBA_ENABLE_CUDASIM=1, in
 Numba's CUDA simulator on numpy arrays, which is how CI (no GPU) tests them against the CPU kernels.
 
-Semantics are those of :mod:`sqsim.exec.cpu_kernels` (Caffe pooling and LRN, CNHW layout, Deep
-Compression streams); see there for the formulas.
+Semantics are those of the CPU kernels (:mod:`sqsim.exec.kernels.cpu.dense`: Caffe pooling and LRN, CNHW
+layout; :mod:`sqsim.exec.kernels.cpu.decode`: Deep Compression streams); see there for the formulas.
 """
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import math
 import numpy as np
 from numba import cuda
 
-from . import cpu_kernels
+from ..cpu import huffman
 
 THREADS = 256
 
 # The stream reader is shared with the CPU kernels: the same Python function compiled for the device.
-read_symbol = cuda.jit(device=True)(cpu_kernels.read_symbol)
+read_symbol = cuda.jit(device=True)(huffman.read_symbol)
 
 
 def grid(n: int) -> tuple[int, int]:

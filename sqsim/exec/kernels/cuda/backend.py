@@ -1,5 +1,6 @@
 """GPU backend: CuPy arrays, cuBLAS GEMM (``cupy.matmul``) and the numba.cuda kernels of
-:mod:`sqsim.exec.cuda_kernels`; the same plan and interface as the CPU backend.
+:mod:`sqsim.exec.kernels.cuda.kernels`; the same plan and :class:`~sqsim.exec.kernels.Backend` protocol as
+the CPU backend.
 
 With ``NUMBA_ENABLE_CUDASIM=1`` (and no usable GPU) the backend runs the same kernels in Numba's CUDA
 simulator on numpy arrays: slow, for testing the kernels and this module where there is no GPU.
@@ -11,8 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import SqsimError
-from .store import SparseWeights
+from ....errors import SqsimError
 
 
 def _simulating() -> bool:
@@ -58,8 +58,8 @@ class GpuBackend:
             raise SqsimError(f"device 'gpu': {reason}; use --device cpu")
         from numba import cuda
 
-        from . import cuda_kernels
-        self.K = cuda_kernels
+        from . import kernels
+        self.K = kernels
         self._cuda = cuda
         if _simulating():
             self.xp = np
@@ -80,7 +80,7 @@ class GpuBackend:
     def upload_dense(self, w):
         return self.xp.asarray(np.ascontiguousarray(w, np.float32))
 
-    def upload_sparse(self, sw: SparseWeights) -> DeviceSparse:
+    def upload_sparse(self, sw) -> DeviceSparse:
         fine = sw.reblocked(sw.rows)  # a checkpoint per row: one thread per row
         args = tuple(self.xp.asarray(a) if isinstance(a, np.ndarray) else a for a in fine.kernel_args())
         nbytes = sum(int(a.nbytes) for a in args if hasattr(a, "nbytes"))
@@ -102,6 +102,9 @@ class GpuBackend:
     @contextmanager
     def running(self):
         yield
+
+    def close(self) -> None:
+        self._views.clear()
 
     def _launch(self, kernel, n: int, *args):
         blocks, threads = self.K.grid(n)
@@ -134,7 +137,7 @@ class GpuBackend:
         return self._zero_bias[k]
 
     @staticmethod
-    def cols_elements(layer, in_shape, n: int, out_hw) -> int:  # noqa: D102
+    def work_elements(layer, in_shape, n: int, out_hw) -> int:
         """Size of the im2col buffer :meth:`conv2d` needs (the whole batch at once; none for a 1x1
         stride-1 unpadded conv, whose input is the column matrix)."""
         if tuple(layer.kernel) + tuple(layer.stride) + tuple(layer.pad) == (1, 1, 1, 1, 0, 0):
@@ -148,7 +151,9 @@ class GpuBackend:
             xd = self._cuda.as_cuda_array(xd)
         self._launch(self.K.nchw_to_cnhw, out.size, xd, out)
 
-    def conv2d(self, layer, x, out, w2d, bias, relu: bool, cols_buf) -> None:
+    def conv2d(self, layer, x, out, weights, relu: bool, scratch) -> None:
+        w2d = weights.dense if weights.sparse is None else self.decode(weights.sparse, scratch.decode)
+        bias, cols_buf = weights.bias, scratch.work
         c, n, h, w = x.shape
         k, _, p, q = out.shape
         kh, kw = layer.kernel
@@ -174,17 +179,16 @@ class GpuBackend:
         self._launch(self.K.features_to_columns, x.size, x.reshape(c, n, h * w), f)
         return f
 
-    def fc(self, x, out, w2d, bias, relu: bool, feat_buf) -> None:
-        xf = self.fc_features(x, feat_buf)
+    def fc(self, x, out, weights, relu: bool, scratch, on_sparse: bool = False) -> None:
+        xf = self.fc_features(x, scratch.feat)
         y = out.reshape(out.shape[0], out.shape[1])
-        self.xp.matmul(w2d, xf, out=y)
-        if bias is not None or relu:
-            self._launch(self.K.bias_act, y.size, y, self._bias(bias, y.shape[0]), relu)
-
-    def fc_sparse(self, x, out, sw: DeviceSparse, bias, relu: bool, feat_buf) -> None:
-        xf = self.fc_features(x, feat_buf)
-        y = out.reshape(out.shape[0], out.shape[1])
-        self._launch(self.K.sparse_matmul, sw.rows, *sw.kernel_args(), xf, y)
+        bias = weights.bias
+        if on_sparse:
+            sw = weights.sparse
+            self._launch(self.K.sparse_matmul, sw.rows, *sw.kernel_args(), xf, y)
+        else:
+            w2d = weights.dense if weights.sparse is None else self.decode(weights.sparse, scratch.decode)
+            self.xp.matmul(w2d, xf, out=y)
         if bias is not None or relu:
             self._launch(self.K.bias_act, y.size, y, self._bias(bias, y.shape[0]), relu)
 
