@@ -331,3 +331,11 @@ def test_ranges_and_sampling(tmp_path):
     assert len(a) == 5 and a["point"].is_unique and list(a["point"]) != list(b["point"])
     full = run(dict(spec, sample=None), progress=False).set_index("point")
     pd.testing.assert_frame_equal(a.set_index("point"), full.loc[a["point"]])
+
+
+def test_unwritable_output_fails_before_any_work(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"networks: [{ARCHS}/squeezenet.yaml]\nhardware: [{HWMODELS}/fpga.yaml]\n")
+    with pytest.raises(SqsimError, match="does not exist"):
+        run(spec, output=tmp_path / "nosuch" / "o.parquet")
+    assert not (tmp_path / "nosuch").exists()

@@ -195,11 +195,11 @@ def _set_paths(s: SweepSpec) -> list:
 
 
 def _read_doc(s, path, line):
-    from pathlib import Path
+    from ..paths import read_text
     try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise SpecError(f"{s.at(line)}: cannot read hardware model {path} ({e.strerror})") from None
+        text = read_text(path, "hardware model")
+    except SpecError as e:
+        raise SpecError(f"{s.at(line)}: {e}") from None
     doc = load_yaml(text, path, "invalid YAML")
     if not isinstance(doc, dict):
         raise SpecError(f"{s.at(line)}: {path}: a hardware model must be a YAML mapping")

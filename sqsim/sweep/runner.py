@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SqsimError
-from ..paths import atomic_write_bytes, atomic_write_text
+from ..paths import (_IN_PROGRESS, atomic_write_bytes, atomic_write_text, check_output_path,
+                     remove_stale_temp_files, temp_path)
 from .evaluate import Evaluator, column_schema, to_frame
 from .pareto import check_objectives, objectives as parse_objectives, pareto_mask, plot_fronts
 from .plan import SweepPlan
@@ -58,6 +59,8 @@ class _Parts:
         if self.fmt == "parquet":
             _need_pyarrow()
         manifest = self.dir / "manifest.json"
+        if self.dir.is_dir():
+            remove_stale_temp_files(self.dir)           # chunks a killed run was writing
         if resume and self.dir.is_dir():
             try:
                 old = json.loads(manifest.read_text())
@@ -177,6 +180,8 @@ def run(spec, output=None, objectives=None, plot=None, resume: bool = False, das
     if size < 1:
         raise SqsimError(f"chunk must be at least 1, got {size}")
     n_chunks = math.ceil(plan.n_points / size)
+    if output is not None:
+        check_output_path(output, "sweep table")           # before any work
     parts = _Parts(Path(output), _token(plan, size), n_chunks, resume) if output is not None else None
     done = parts.done() if parts is not None else set()
     todo = [k for k in range(n_chunks) if k not in done]
@@ -250,7 +255,8 @@ def _plot_from_parts(parts, n_chunks, objs, mask, path) -> None:
 def _assemble(parts, n_chunks: int, mask) -> None:
     """The output file from the chunks, one at a time, written to a temporary file and renamed."""
     out = parts.output
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    tmp = temp_path(out)
+    _IN_PROGRESS.add(str(tmp))                            # removed on SIGTERM (sqsim.cli)
     offset = 0
     try:
         if parts.fmt == "csv":
@@ -281,6 +287,7 @@ def _assemble(parts, n_chunks: int, mask) -> None:
                     writer.close()
         os.replace(tmp, out)
     finally:
+        _IN_PROGRESS.discard(str(tmp))
         if tmp.exists():
             tmp.unlink()
 

@@ -101,11 +101,9 @@ def load_spec(spec) -> SweepSpec:
     if isinstance(spec, dict):
         doc, text, source, base = spec, "", "<spec>", Path.cwd()
     else:
+        from ..paths import read_text
         path = Path(spec)
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise SpecError(f"{path}: cannot read sweep spec ({e.strerror})") from None
+        text = read_text(path, "sweep spec")
         doc, source, base = load_yaml(text, str(path), "invalid YAML"), str(path), path.parent
     if not isinstance(doc, dict):
         raise SpecError(f"{source}: a sweep spec must be a YAML mapping, got {type(doc).__name__}")
