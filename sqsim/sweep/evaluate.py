@@ -68,6 +68,9 @@ class Evaluator:
         Shared per-layer costs (a new one by default).
     max_structures : int
         Structures kept between chunks (the oldest are dropped beyond it: memory stays bounded).
+    max_layers : int
+        Layer costs and mapping searches the layer cache keeps (the oldest half is dropped
+        beyond it).
     """
 
     def __init__(self, plan, cache: LayerCache | None = None, max_structures: int = 20000,
