@@ -266,7 +266,9 @@ set: {{array.clock: [100 MHz, 200 MHz], memory.dram.bandwidth: [1 GB/s, 4 GB/s]}
             distributed.Client(c) as client:
         remote = run(spec, chunk=3, progress=False, objectives="energy,latency", dask=client,
                      output=tmp_path / "d.parquet")
+        by_address = run(spec, chunk=4, progress=False, objectives="energy,latency", dask=c.scheduler_address)
     pd.testing.assert_frame_equal(local, remote)
+    pd.testing.assert_frame_equal(local, by_address)
     assert local["pareto"].any()
 
 
