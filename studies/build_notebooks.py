@@ -317,19 +317,17 @@ class, 2.4 MB of BRAM) and the Eyeriss model (108 KB global buffer). `weights on
 compressed model fits next to the largest activation working set; if it does, weights are loaded once per batch.
 """),
         code("""
-hws = {"FPGA": load_hw(HW / "fpga.yaml"), "Eyeriss": load_hw(HW / "eyeriss.yaml")}
-records = []
-for sweep, values, graphs in (("SR", sr_values, sr_graphs), ("pct3x3", pct_values, pct_graphs)):
-    for v, g in zip(values, graphs):
-        for hw_name, hw in hws.items():
-            r = analyze(g, hw, batch=1)
-            records.append({"sweep": sweep, "value": v, "hardware": hw_name,
-                            "compressed (MB)": profile_sizes(g).total.pq_bytes / MB,
-                            "weights on chip": r.fit.weights_on_chip, "margin (MB)": r.fit.margin_bytes / MB,
-                            "DRAM per inference (MB)": r.dram_bytes_per_inference / MB,
-                            "energy per inference (mJ)": 1e3 * r.energy_j_per_inference,
-                            "latency (ms)": 1e3 * r.latency_s})
-space = pd.DataFrame(records)
+from sqsim.sweep import run, pareto
+HW_NAMES = {"fpga_zynq7045": "FPGA", "eyeriss_v1": "Eyeriss"}
+def sweep_space(sweep, generator, values):
+    df = run({"networks": [{"generator": generator}], "hardware": [str(HW / "fpga.yaml"), str(HW / "eyeriss.yaml")],
+              "batch": 1})
+    return pd.DataFrame({"sweep": sweep, "value": df[values], "hardware": df.hardware.map(HW_NAMES),
+                         "weights on chip": df.weights_on_chip.astype(bool), "margin (MB)": df.margin_bytes / MB,
+                         "DRAM per inference (MB)": df.dram_bytes / MB, "energy per inference (mJ)": 1e3 * df.energy_j,
+                         "latency (ms)": 1e3 * df.latency_s})
+space = pd.concat([sweep_space("SR", {"sr": sr_values, "pct3x3": [0.5]}, "sr"),
+                   sweep_space("pct3x3", {"sr": [0.5], "pct3x3": pct_values}, "pct3x3")], ignore_index=True)
 space[space.sweep == "SR"].pivot(index="value", columns="hardware",
                                 values=["weights on chip", "DRAM per inference (MB)", "energy per inference (mJ)"])
 """),
@@ -366,6 +364,64 @@ at all (SR >= 0.875) they are streamed once per inference instead, the whole BRA
 DRAM traffic per inference *drops*: a co-design effect the paper's size-only view cannot show. Eyeriss's 108 KB
 buffer never holds the weights, so its traffic grows steadily. The accuracy gain the paper reports from
 SR = 0.125 to 0.75 (80.3% -> 86.0% top-5) is paid for in this traffic and energy.
+"""),
+        md("""
+## A Pareto front across networks and hardware
+`sqsim.sweep.run(spec)` evaluates a whole design space in one call: here SR x pct3x3 (15 SqueezeNets, Table 1
+profile) and AlexNet (Deep Compression profile), each on the FPGA model with three BRAM sizes, its 16-bit
+variant, and Eyeriss. Every row is exactly what `sqsim analyze` reports for that point. Bigger networks are
+more accurate (the paper: 80.3% top-5 at SR = 0.125, 86.0% at 0.75), so the question is what each model size
+costs: `pareto(df, "energy,-dense_fp32_bytes")` marks the designs that no other design beats with a model at
+least as large for less energy. The fit boundary is where the compressed weights plus the largest activation
+working set stop fitting the weight buffer (`margin_bytes` changes sign).
+"""),
+        code("""
+spec = {"networks": [{"generator": {"sr": [0.125, 0.25, 0.5, 0.75, 1.0], "pct3x3": [0.25, 0.5, 0.75]}},
+                     str(ARCHS / "alexnet.yaml")],
+        "hardware": [{"model": str(HW / "fpga.yaml"), "set": {"memory.bram.capacity": ["1 MiB", "19620 Kibit", "8 MiB"]}},
+                     str(HW / "fpga_int16.yaml"), str(HW / "eyeriss.yaml")],
+        "batch": 1}
+df = run(spec)
+df["pareto"] = pareto(df, "energy,-dense_fp32_bytes")
+df["design"] = (df.hardware + " " + df["memory.bram.capacity"].fillna("")).str.strip()
+cols = ["network", "design", "dense_fp32_bytes", "weight_bytes", "weights_on_chip", "margin_bytes", "dram_bytes",
+        "energy_j", "latency_s"]
+front = df[df.pareto].sort_values("dense_fp32_bytes")
+print(f"{len(df)} design points, {len(front)} Pareto-optimal; {front.weights_on_chip.astype(bool).sum()} of them "
+      f"keep their weights on chip; designs on the front: {', '.join(sorted(front.design.unique()))}")
+front[cols].style.format({"dense_fp32_bytes": "{:,.0f}", "weight_bytes": "{:,.0f}", "margin_bytes": "{:,.0f}",
+                          "dram_bytes": "{:,.0f}", "energy_j": "{:.3e}", "latency_s": "{:.3e}"})
+"""),
+        code("""
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+ax = axes[0]
+for design, marker in zip(sorted(df.design.unique()), "osD^v<>"):
+    d = df[df.design == design]
+    ax.scatter(d.dense_fp32_bytes / MB, 1e3 * d.energy_j, marker=marker, s=28,
+               c=np.where(d.weights_on_chip.astype(bool), "tab:blue", "0.65"), label=design)
+ax.step(front.dense_fp32_bytes / MB, 1e3 * front.energy_j, where="pre", c="tab:red", lw=1.5, label="Pareto front")
+ax.set_xscale("log"); ax.set_yscale("log")
+ax.set_xlabel("model size, fp32 (MB)"); ax.set_ylabel("energy per inference (mJ)")
+ax.set_title("networks x hardware (blue: weights fit on chip)"); ax.legend(fontsize=7)
+ax.grid(alpha=0.3, which="both")
+ax = axes[1]
+fpga = df[df.hardware == "fpga_zynq7045"]
+for cap, color in zip(["1 MiB", "19620 Kibit", "8 MiB"], ["tab:orange", "tab:green", "tab:purple"]):
+    d = fpga[fpga["memory.bram.capacity"] == cap]
+    ax.scatter(d.weight_bytes / MB, d.dram_bytes / MB, c=color, s=np.where(d.weights_on_chip.astype(bool), 40, 12),
+               label=f"BRAM {cap}")
+    ax.axvline((d.capacity_bytes.iloc[0] - d.working_set_bytes.median()) / MB, c=color, ls="--", lw=1)
+ax.set_xscale("log"); ax.set_yscale("log")
+ax.set_xlabel("compressed weights as stored (MB)"); ax.set_ylabel("DRAM traffic per inference (MB)")
+ax.set_title("FPGA fit boundary (dashed; large dots fit)")
+ax.legend(fontsize=8); ax.grid(alpha=0.3, which="both")
+fig.tight_layout()
+"""),
+        md("""
+Left: the front is the cheapest hardware for each model size, and the printed summary says which designs reach
+it and whether their weights stay on chip. Right: on the FPGA, each BRAM size has its own fit boundary; a
+model just left of it keeps its weights in BRAM, one just right of it streams them and its DRAM traffic jumps,
+which is why the fit verdict is part of every row of a sweep.
 """),
     ]
 

@@ -187,7 +187,8 @@ def input_densities(graph, act_density) -> dict:
     return {l.name: d.input_density(graph, l.name) for l in graph.weighted_layers()}
 
 
-def analyze(graph, hw, weights=None, batch: int | None = None, act_density=None, dense: bool = False):
+def analyze(graph, hw, weights=None, batch: int | None = None, act_density=None, dense: bool = False,
+            cache=None):
     """Analyse ``graph`` on ``hw``.
 
     Parameters
@@ -204,6 +205,9 @@ def analyze(graph, hw, weights=None, batch: int | None = None, act_density=None,
         ``{layer: output density}``, or a density file (``{layer: input density}``).
     dense : bool
         Ignore compression profiles: uncompressed weights at the datapath width.
+    cache : sqsim.sweep.LayerCache, optional
+        Shares per-layer costs and mapping searches between analyses (the report is the same
+        as without it).
 
     Returns
     -------
@@ -229,6 +233,7 @@ def analyze(graph, hw, weights=None, batch: int | None = None, act_density=None,
     plan = plan_activations(graph, hw, batch, stores, f)
     costs, not_run = [], []
     densities = {}
+    conv_cost, vec_cost = (cache.layer_cost, cache.vector_cost) if cache is not None else (layer_cost, vector_cost)
     for layer in graph:
         info = graph.info(layer.name)
         if layer.op in FUSED_OPS:
@@ -248,14 +253,14 @@ def analyze(graph, hw, weights=None, batch: int | None = None, act_density=None,
                 ptr = hw.pointer_level()
                 own_ptr = st.pointers_total_bytes if ptr is not None else 0.0
                 reserved[f.level] = reserved.get(f.level, 0.0) + f.level_bytes[f.level] - (st.total_bytes - own_ptr)
-            costs.append(layer_cost(info, layer, hw, st, batch, densities[layer.name],
+            costs.append(conv_cost(info, layer, hw, st, batch, densities[layer.name],
                                     weights_resident=f.weights_on_chip, reserved_bytes=reserved,
                                     inputs_resident=all(acts.inputs_resident),
                                     outputs_resident=acts.output_resident, output_density=stored,
                                     outputs_fused=acts.output_fused,
                                     weights_preloaded=f.preloaded))
         else:
-            costs.append(vector_cost(info, layer, hw, batch, inputs_resident=acts.inputs_resident,
+            costs.append(vec_cost(info, layer, hw, batch, inputs_resident=acts.inputs_resident,
                                      outputs_resident=acts.output_resident,
                                      input_densities=[dens.outputs[s] for s in layer.inputs], output_density=stored,
                                      inputs_fused=acts.inputs_fused))

@@ -188,7 +188,7 @@ def feature_map_ratio(hw, density: float) -> float:
 def layer_cost(info, layer, hw, storage: WeightStorage, batch: int = 1, input_density: float = 1.0,
                weights_resident: bool = False, reserved_bytes: dict | None = None,
                inputs_resident: bool = False, outputs_resident: bool = False, output_density: float = 1.0,
-               outputs_fused: bool = False, weights_preloaded: bool = False) -> LayerCost:
+               outputs_fused: bool = False, weights_preloaded: bool = False, mapping_cache=None) -> LayerCost:
     """Cost of one conv/fc layer for a batch.
 
     Parameters
@@ -217,6 +217,11 @@ def layer_cost(info, layer, hw, storage: WeightStorage, batch: int = 1, input_de
         pool window still needs never exceed the line buffer.
     weights_preloaded : bool
         Resident weights were loaded before the first inference: no weight DRAM traffic here.
+    mapping_cache : object, optional
+        Shares mapping searches between calls (``sqsim.sweep``): ``hw_key(hw)`` (the hardware
+        without the fields only pricing reads, :func:`sqsim.hw.pricing.structure_key`) and
+        ``get(key, search) -> (mapping, plan)``, calling ``search()`` on a miss.  The key is
+        every input of the search, so the result is the one the search would return.
     """
     shape = conv_shape(info, batch, layer)
     g = shape.groups
@@ -233,12 +238,22 @@ def layer_cost(info, layer, hw, storage: WeightStorage, batch: int = 1, input_de
                           pointer_bytes=storage.pointer_bytes, weight_density=storage.nonzeros / storage.weights)
     # column pointers in their own SRAM take no room in the weights' buffer
     fixed = {"weights": storage.fixed_bytes - (storage.pointers_total_bytes if hw.pointer_level() is not None else 0.0)}
+    whole = ("Q",) if outputs_fused else ()
     if dataflow.mapper is not None:
-        mapping, plan = dataflow.mapper(shape, hw, buffers, moved, fixed, weights_resident, tile)
-        ctx = replace(ctx, plan=plan)
+        def search():
+            return dataflow.mapper(shape, hw, buffers, moved, fixed, weights_resident, tile)
     else:
-        mapping = search_mapping(shape, dataflow.orders, buffers, moved, fixed, weights_resident=weights_resident,
-                                 dataflow=hw.dataflow, tile_bytes=tile, whole=("Q",) if outputs_fused else ())
+        def search():
+            return search_mapping(shape, dataflow.orders, buffers, moved, fixed, weights_resident=weights_resident,
+                                  dataflow=hw.dataflow, tile_bytes=tile, whole=whole), None
+    if mapping_cache is None:
+        mapping, plan = search()
+    else:   # the search's inputs, exactly (the mapper's own: the hardware's structure and what it prices)
+        key = (shape, mapping_cache.hw_key(hw) if dataflow.mapper is not None else hw.dataflow, tuple(buffers),
+               tuple(moved.items()), tuple(fixed.items()), weights_resident, tuple(tile.items()), whole)
+        mapping, plan = mapping_cache.get(key, search)
+    if plan is not None:
+        ctx = replace(ctx, plan=plan)
     traffic = dram_traffic(shape, mapping)
     plan = ctx.plan
     if plan is not None and hasattr(plan, "weight_dram_reads"):   # weights streamed past the buffer tiles
@@ -263,13 +278,8 @@ def layer_cost(info, layer, hw, storage: WeightStorage, batch: int = 1, input_de
     drains = {"outputs": 0.0 if outputs_resident else
               g * (spills * tile["outputs"] + (0.0 if outputs_fused else shape.outputs * hw.act_bytes))}
     reads, writes = _level_bytes(hw, storage, fills, drains, act, g * shape.outputs, outputs_fused)
-    decode_j = act.decodes * ((hw.energy.codebook_lookup_j if storage.coded else 0.0)
-                              + (hw.energy.index_decode_j if storage.sparse else 0.0))
-    energy = {"mac": act.macs_effective * hw.energy.mac_j}
-    if decode_j:
-        energy["decode"] = decode_j
-    energy.update(_level_energy(hw, dram_reads, dram_writes, reads, writes))
-    timing = _cycles(hw, act.compute_cycles, dram_reads, dram_writes, reads, writes)
+    energy, timing = price_layer(hw, act.macs_effective, act.decodes, storage.coded, storage.sparse,
+                                 act.compute_cycles, dram_reads, dram_writes, reads, writes)
     return LayerCost(info.name, info.op, batch, macs=act.macs, macs_effective=act.macs_effective,
                      compute_cycles=act.compute_cycles, dram_reads_bytes=dram_reads, dram_writes_bytes=dram_writes,
                      level_reads_bytes=reads, level_writes_bytes=writes, energy_breakdown_j=energy,
@@ -391,9 +401,7 @@ def vector_cost(info, layer, hw, batch: int = 1, inputs_resident=(), outputs_res
     writes[lout] = writes.get(lout, 0.0) + float(out_bytes)           # and writes every output once
     reads[lout] = reads.get(lout, 0.0) + (0.0 if outputs_resident else float(out_bytes))   # spills
     compute = math.ceil(ops / hw.array.peak_macs_per_cycle)
-    energy = {"mac": ops * hw.energy.mac_j}
-    energy.update(_level_energy(hw, dram_reads, dram_writes, reads, writes))
-    timing = _cycles(hw, compute, dram_reads, dram_writes, reads, writes)
+    energy, timing = price_layer(hw, ops, 0.0, False, False, compute, dram_reads, dram_writes, reads, writes)
     return LayerCost(info.name, info.op, batch, macs=0, macs_effective=0.0, compute_cycles=compute,
                      dram_reads_bytes=dram_reads, dram_writes_bytes=dram_writes,
                      level_reads_bytes=reads, level_writes_bytes=writes, energy_breakdown_j=energy,
@@ -448,6 +456,43 @@ def _level_bytes(hw, storage, fills: dict, drains: dict, act, outputs: int, outp
     if net is not None:
         add(reads, net.name, sum(n * value[op] for op, n in act.network_transfers.items()))
     return reads, writes
+
+
+def price_layer(hw, mac_ops, decodes: float, coded: bool, sparse: bool, compute: int, dram_reads: dict,
+                dram_writes: dict, reads: dict, writes: dict) -> tuple[dict, dict]:
+    """The pricing step of a layer (Accelergy's split): its action counts times the energy per
+    action, and its cycles from the clock and the levels' bandwidths.
+
+    Everything else a layer's cost holds is an action count that no energy, clock or bandwidth
+    changes (row stationary's mapper excepted: :func:`sqsim.hw.pricing.structure_key`).
+    :func:`sqsim.hw.pricing.price_points` is this function vectorised over design points, with
+    the same operations in the same order (equal to the last bit).
+
+    Parameters
+    ----------
+    mac_ops : int or float
+        MACs charged energy (``macs_effective``; a vector layer's element operations).
+    decodes : float
+        Weight entries decoded; each costs a codebook lookup when ``coded`` and an index decode
+        when ``sparse``.
+    compute : int
+        The array's cycles.
+    dram_reads, dram_writes, reads, writes : dict
+        DRAM bytes per operand; on-chip bytes per level.
+
+    Returns
+    -------
+    (energy, timing) : dict, dict
+        ``{component: joules}`` (``mac``, ``decode`` when non-zero, then one per level) and
+        :func:`_cycles`'s ``processing_cycles``, ``serialized_cycles``, ``bound``, ``cycles``.
+    """
+    decode_j = decodes * ((hw.energy.codebook_lookup_j if coded else 0.0)
+                          + (hw.energy.index_decode_j if sparse else 0.0))
+    energy = {"mac": mac_ops * hw.energy.mac_j}
+    if decode_j:
+        energy["decode"] = decode_j
+    energy.update(_level_energy(hw, dram_reads, dram_writes, reads, writes))
+    return energy, _cycles(hw, compute, dram_reads, dram_writes, reads, writes)
 
 
 def _level_energy(hw, dram_reads, dram_writes, reads, writes) -> dict:

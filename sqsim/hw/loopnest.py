@@ -176,7 +176,7 @@ def dram_traffic(shape: ConvShape, mapping: Mapping) -> dict[str, OperandTraffic
 
 # --- vectorised evaluation over a grid of candidate tilings (the mapping search) -------------------
 
-def traffic_grid(shape: ConvShape, axes: dict, loop_order) -> dict:
+def traffic_grid(shape: ConvShape, axes: dict, loop_order, sizes: dict | None = None) -> dict:
     """:func:`dram_traffic` for every tiling of a grid and one loop order, vectorised.
 
     Parameters
@@ -184,6 +184,9 @@ def traffic_grid(shape: ConvShape, axes: dict, loop_order) -> dict:
     axes : dict
         ``{dim: 1-D int array of candidate tile sizes}`` for each of the 7 dimensions; the grid
         is their Cartesian product (numpy broadcasting, dimension order :data:`DIMS`).
+    sizes : dict, optional
+        :func:`grid_sizes` of the same shape and axes (they do not depend on the loop order: a
+        search over many orders computes them once).
 
     Returns
     -------
@@ -191,21 +194,7 @@ def traffic_grid(shape: ConvShape, axes: dict, loop_order) -> dict:
         ``{operand: (reads, writes, max_tile_elements)}``, int64 arrays broadcastable to the grid.
     """
     nd = len(DIMS)
-    t = {}
-    for i, d in enumerate(DIMS):
-        shp = [1] * nd
-        shp[i] = -1
-        t[d] = np.asarray(axes[d], dtype=np.int64).reshape(shp)
-    trips = {d: -(-shape.dim(d) // t[d]) for d in DIMS}
-    rows_sum, rows_max = _extent_table(shape.P, axes["P"], shape.R, axes["R"], shape.stride_h, shape.pad_h,
-                                       shape.H, DIMS.index("P"), DIMS.index("R"))
-    cols_sum, cols_max = _extent_table(shape.Q, axes["Q"], shape.S, axes["S"], shape.stride_w, shape.pad_w,
-                                       shape.W, DIMS.index("Q"), DIMS.index("S"))
-    sizes = {
-        "weights": (shape.K * shape.C * shape.R * shape.S, t["K"] * t["C"] * t["R"] * t["S"]),
-        "inputs": (shape.N * shape.C * rows_sum * cols_sum, t["N"] * t["C"] * rows_max * cols_max),
-        "outputs": (shape.outputs, t["N"] * t["K"] * t["P"] * t["Q"]),
-    }
+    trips, sizes = sizes if sizes is not None else grid_sizes(shape, axes)
     pos = {d: i for i, d in enumerate(loop_order)}
     out = {}
     for op in OPERAND_NAMES:
@@ -223,6 +212,28 @@ def traffic_grid(shape: ConvShape, axes: dict, loop_order) -> dict:
         else:
             out[op] = (m * total, np.zeros_like(m), biggest)
     return out
+
+
+def grid_sizes(shape: ConvShape, axes: dict) -> tuple[dict, dict]:
+    """The loop-order-independent part of :func:`traffic_grid`: trip counts per dimension and,
+    per operand, ``(elements crossing once, largest tile)`` over the grid."""
+    nd = len(DIMS)
+    t = {}
+    for i, d in enumerate(DIMS):
+        shp = [1] * nd
+        shp[i] = -1
+        t[d] = np.asarray(axes[d], dtype=np.int64).reshape(shp)
+    trips = {d: -(-shape.dim(d) // t[d]) for d in DIMS}
+    rows_sum, rows_max = _extent_table(shape.P, axes["P"], shape.R, axes["R"], shape.stride_h, shape.pad_h,
+                                       shape.H, DIMS.index("P"), DIMS.index("R"))
+    cols_sum, cols_max = _extent_table(shape.Q, axes["Q"], shape.S, axes["S"], shape.stride_w, shape.pad_w,
+                                       shape.W, DIMS.index("Q"), DIMS.index("S"))
+    sizes = {
+        "weights": (shape.K * shape.C * shape.R * shape.S, t["K"] * t["C"] * t["R"] * t["S"]),
+        "inputs": (shape.N * shape.C * rows_sum * cols_sum, t["N"] * t["C"] * rows_max * cols_max),
+        "outputs": (shape.outputs, t["N"] * t["K"] * t["P"] * t["Q"]),
+    }
+    return trips, sizes
 
 
 def _extent_table(n_out, t_out, n_k, t_k, stride, pad, size, axis_out, axis_k):

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import SqsimError
 from ..limits import check_memory
-from .loopnest import OPERAND_NAMES, Mapping, dram_traffic, traffic_grid
+from .loopnest import OPERAND_NAMES, Mapping, dram_traffic, grid_sizes, traffic_grid
 from .workload import DIMS, ConvShape
 
 # Canonical DRAM-level loop orders (outermost first); see the module docstring.
@@ -151,28 +151,34 @@ def search_mapping(shape: ConvShape, orders: dict, buffers, bytes_per_element: d
             axes[d] = tile_candidates(full[d], MAX_CANDIDATES[d])
     grid_shape = tuple(len(axes[d]) for d in DIMS)
 
+    # Tile footprints, the capacity check, tile steps and footprint totals do not depend on the
+    # loop order: computed once; each order only changes how often operands cross (its cost).
+    sizes = grid_sizes(shape, axes)
+    tiles = sizes[1]
+    footprint = {op: tiles[op][1] * tile_bytes[op] + fixed_bytes.get(op, 0.0) for op in OPERAND_NAMES}
+    ok = np.ones(grid_shape, dtype=bool)
+    for b in buffers:
+        ok &= sum(footprint[op] for op in b.operands) <= b.capacity_bytes
     best = None
-    for order in orders.values():
-        tr = traffic_grid(shape, axes, order)
-        footprint = {op: tr[op][2] * tile_bytes[op] + fixed_bytes.get(op, 0.0) for op in OPERAND_NAMES}
-        ok = np.ones(grid_shape, dtype=bool)
-        for b in buffers:
-            ok &= sum(footprint[op] for op in b.operands) <= b.capacity_bytes
-        if not ok.any():
-            continue
-        cost = np.broadcast_to(sum((tr[op][0] + tr[op][1]) * bytes_per_element[op] for op in OPERAND_NAMES),
-                               grid_shape).ravel()
+    if ok.any():
         total_fp = np.broadcast_to(sum(footprint[op] for op in OPERAND_NAMES), grid_shape).ravel()
         steps = np.ones([1] * len(DIMS), dtype=np.int64)
         for d, ix in zip(DIMS, np.ix_(*(axes[d] for d in DIMS))):
             steps = steps * -(-shape.dim(d) // ix)             # tile steps of the nest
         steps = np.broadcast_to(steps, grid_shape).ravel()
         idx = np.flatnonzero(ok.ravel())
-        i = idx[np.lexsort((total_fp[idx], steps[idx], cost[idx]))[0]]
-        key = (float(cost[i]), int(steps[i]), float(total_fp[i]))
+        fp_ok, steps_ok = total_fp[idx], steps[idx]
+    for order in (orders.values() if ok.any() else ()):
+        tr = traffic_grid(shape, axes, order, sizes)
+        cost = np.broadcast_to(sum((tr[op][0] + tr[op][1]) * bytes_per_element[op] for op in OPERAND_NAMES),
+                               grid_shape).ravel()[idx]
+        tie = np.flatnonzero(cost == cost.min())             # least traffic, then steps, then footprint
+        j = tie[np.lexsort((fp_ok[tie], steps_ok[tie]))[0]]
+        i = idx[j]
+        key = (float(cost[j]), int(steps[i]), float(total_fp[i]))
         if best is None or key < best[0]:
-            at = np.unravel_index(i, grid_shape)
-            best = (key, order, tuple(int(axes[d][k]) for d, k in zip(DIMS, at)))
+            pos = np.unravel_index(i, grid_shape)
+            best = (key, order, tuple(int(axes[d][k]) for d, k in zip(DIMS, pos)))
     if best is None:
         tight = min(buffers, key=lambda b: b.capacity_bytes)
         raise SqsimError(f"layer {shape.name!r}: no tiling fits on chip: even the smallest tiles exceed "

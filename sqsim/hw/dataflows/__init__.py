@@ -103,13 +103,17 @@ class Dataflow:
     its own mapper ``mapper(shape, hw, buffers, dram_bytes, fixed_bytes, weights_resident,
     tile_bytes) -> (Mapping, plan)`` replacing the generic search (row stationary searches its PE
     placement and buffer tiles together), and ``minimal_tiles(shape, hw, weights_resident) ->
-    {dim: tile}``, the smallest buffer tiles that mapper can use (default: every tiled loop at 1)."""
+    {dim: tile}``, the smallest buffer tiles that mapper can use (default: every tiled loop at 1).
+    A mapper that ranks candidates by energy or time also names ``mapper_prices(hw) -> tuple``:
+    the energies, clock and bandwidths it reads, so that a sweep keys its searches on them
+    (:func:`sqsim.hw.pricing.structure_key`)."""
     name: str
     orders: dict
     activity: Callable
     description: str = ""
     mapper: Callable | None = None
     minimal_tiles: Callable | None = None
+    mapper_prices: Callable | None = None
 
 
 def _registry() -> dict:

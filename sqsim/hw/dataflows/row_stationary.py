@@ -241,6 +241,13 @@ def _score(shape, hw, E: dict, r_set: int, ratio: dict):
     return E["r"] * E["t"] * r_set * E["e"], latency, energy
 
 
+def mapper_prices(hw) -> tuple:
+    """What :func:`_score` reads from the energies, clock and bandwidths: DRAM bytes per cycle,
+    DRAM and input-buffer read energies."""
+    return (hw.dram.bytes_per_cycle(hw.clock_hz), hw.dram.read_energy_j,
+            hw.backing_level("inputs").read_energy_j)
+
+
 def _nblocks(size, tile, unit):
     """Number of pass blocks over ``size`` values (vectorised; tiles multiples of ``unit`` or whole)."""
     full, rest = size // tile, size % tile
@@ -335,7 +342,7 @@ def activity(shape, hw, ctx: ActivityContext) -> ArrayActivity:
 
 ROW_STATIONARY = Dataflow("row_stationary", {"NPKC": ORDER}, activity,
                           "Eyeriss row stationary: filter rows stay in the PEs, psums accumulate across PE rows",
-                          mapper=rs_mapper, minimal_tiles=minimal_tiles)
+                          mapper=rs_mapper, minimal_tiles=minimal_tiles, mapper_prices=mapper_prices)
 
 
 def _RANK(active, latency, energy):   # most active PEs, then energy, then latency (np.lexsort: last key first)
