@@ -22,6 +22,8 @@ from sqsim.ir import Graph, Layer
 from sqsim.ir.layer import Compression
 from sqsim.weights import LayerWeights
 
+from test_exec_gpu import TINY_NETWORK
+
 MODES = ("nearest_even", "nearest_away", "nearest_up", "truncate", "toward_zero")
 
 
@@ -421,32 +423,11 @@ def test_emulated_run_values_are_codes_times_the_lsb():
     assert math.isfinite(float(y.sum()))
 
 
-GPU_SIM_SCRIPT = """
-import numpy as np
-from numba import config
-assert config.ENABLE_CUDASIM
-from sqsim.compress import compress
-from sqsim.exec import Executor
+GPU_SIM_SCRIPT = TINY_NETWORK + """
 from sqsim.exec.calibrate import calibrate
 from sqsim.exec.datapath import Datapath
 from sqsim.hw.spec import OperandPrecision as O, Precision
-from sqsim.ir import Compression, Graph, Layer as L
-from sqsim.weights import he_init
 
-c = Compression(0.4, 5, 3)
-g = Graph([L("data", "input", shape=(4, 7, 7)),
-           L("c1", "conv2d", ("data",), out_channels=4, kernel=(3, 3), stride=(2, 2), pad=(1, 1), groups=2,
-             compression=c),
-           L("r1", "relu", ("c1",)), L("n1", "lrn", ("r1",), local_size=3, alpha=0.1),
-           L("p1", "maxpool", ("n1",), kernel=(3, 3), stride=(2, 2), pad=(1, 1)),
-           L("p2", "avgpool", ("r1",), kernel=(2, 2), stride=(2, 2), pad=(1, 1), ceil_mode=False),
-           L("cat", "concat", ("p1", "p2")), L("gap", "global_avgpool", ("cat",)),
-           L("fc", "fc", ("cat",), out_channels=6, compression=c), L("add", "add", ("fc", "gap2")),
-           L("c2", "conv2d", ("gap",), out_channels=6, kernel=(1, 1)), L("gap2", "relu", ("c2",)),
-           L("prob", "softmax", ("add",))], name="tiny")
-w = he_init(g, 0)
-cm = compress(g, w, huffman=True)
-x = np.random.default_rng(0).standard_normal((2, 4, 7, 7)).astype(np.float32)
 names = [n for n in g.order if g.layer(n).op not in ("dropout", "flatten")]
 for prec, exact in ((Precision(O(8, rounding="nearest_away"), O(12, rounding="truncate"), O(20, overflow="wrap")),
                      True),
