@@ -110,7 +110,7 @@ def test_bad_formats_name_the_yaml_line(tmp_path):
         ("precision:\n  weights: 0\n", r"hw\.yaml:10: precision\.weights: bits must be an integer in 1\.\.64, got 0"),
         ("precision:\n  weights: -4\n", r"hw\.yaml:10: precision\.weights: bits must be an integer in 1\.\.64, got -4"),
         ("precision:\n  weights: {bits: 8, frac_bits: 9}\n",
-         r"hw\.yaml:10: precision\.weights: frac_bits must be an integer in 0\.\.8, got 9"),
+         r"hw\.yaml:10: precision\.weights: frac_bits must be an integer in -64\.\.8, got 9"),
         ("precision:\n  weights: 8\n  overflow: explode\n",
          r"hw\.yaml:10: precision\.overflow: unknown mode 'explode'"),
         ("precision:\n  weights: 8\n  frac_bits:\n    conv1: {weights: 12}\n",

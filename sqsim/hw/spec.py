@@ -167,8 +167,10 @@ class OperandPrecision:
         if self.type == "fixed":
             if self.exp_bits is not None:
                 raise SpecError("exp_bits applies to type float only")
-            if self.frac_bits is not None and (not _is_int(self.frac_bits) or not 0 <= self.frac_bits <= self.bits):
-                raise SpecError(f"frac_bits must be an integer in 0..{self.bits}, got {short(self.frac_bits)}")
+            if self.frac_bits is not None and (not _is_int(self.frac_bits)
+                                               or not MIN_FRAC_BITS <= self.frac_bits <= self.bits):
+                raise SpecError(f"frac_bits must be an integer in {MIN_FRAC_BITS}..{self.bits}, "
+                                f"got {short(self.frac_bits)}")
         else:
             if self.frac_bits is not None:
                 raise SpecError("frac_bits applies to type fixed only (a float's fraction is its mantissa)")
