@@ -15,6 +15,13 @@ cache, one new process each) and warm (a second process on the same cache).
     python benchmarks/bench_exec.py                 # everything, 2 threads
     python benchmarks/bench_exec.py --models squeezenet --batches 16 --rounds 3
     python benchmarks/bench_exec.py --device gpu    # sqsim on the GPU (ORT on CUDA if it has it)
+    python benchmarks/bench_exec.py --emulation     # emulated datapath / fp32 time, released SqueezeNet
+
+Emulation (``--emulation``): the released compressed SqueezeNet v1.0 (or, without the shared data, the
+synthetic one above) run in fp32 and on emulated datapaths (``--datapaths``: hardware models with
+``--set`` overrides after a colon, e.g. ``hwmodels/fpga_int16.yaml:precision.activations=8``), one process
+each, alternating; reported: the emulated run's time / the fp32 run's, medians and minimums (goal: at most
+3x).  The per-layer fraction bits are calibrated in the worker on its own input (timing only).
 """
 from __future__ import annotations
 
@@ -83,6 +90,8 @@ def worker(kind: str, files: dict, batch: int, device: str, threads: int) -> Non
         def once():
             sess.run(None, {name: x})
         info = {"provider": sess.get_providers()[0]}
+    elif kind.startswith("emulated") or kind == "fp32":
+        once, info = _emulation_worker(kind, files, batch, device)
     else:
         from sqsim.compress import load_model
         from sqsim.exec import Executor
@@ -112,6 +121,33 @@ def worker(kind: str, files: dict, batch: int, device: str, threads: int) -> Non
             once()
             times.append(time.perf_counter() - t)
         print(json.dumps({"times": times}), flush=True)
+
+
+def _emulation_worker(kind: str, files: dict, batch: int, device: str):
+    """``(once, info)`` for the fp32 run (``fp32``) or an emulated one (``emulated=HW[:SET,SET]``) of the
+    emulation model in ``files``."""
+    import numpy as np
+
+    from sqsim.exec import Executor
+    from sqsim.exec.calibrate import calibrate
+    from sqsim.exec.datapath import Datapath
+    from sqsim.models import open_model
+    m = open_model(files["model"], prototxt=files.get("prototxt"))
+    x = np.random.default_rng(0).random((batch,) + tuple(m.graph.input_shape), dtype=np.float32) * 256 - 128
+    info = {}
+    if kind == "fp32":
+        ex = Executor(m.graph, m.weights, device=device)
+    else:
+        hw, _, sets = kind.split("=", 1)[1].partition(":")
+        dp = Datapath.from_hw(REPO / hw, overrides=[v for v in sets.split(",") if v])
+        dp = calibrate(m.graph, m.weights, x[:2], dp).apply(dp)
+        ex = Executor(m.graph, m.weights, device=device, datapath=dp)
+        info["datapath"] = dp.summary()
+        info["paths"] = sorted({"float32" if w.dense.f32_exact else "float64" for w in ex._w.values()})
+
+    def once():
+        ex.run(x)
+    return once, info
 
 
 def thread_env(threads: int) -> dict:
@@ -262,6 +298,55 @@ def print_report(rows, compile_info, args):
                   f"overhead {c['first_call_overhead_s']:.2f} s)")
 
 
+DATAPATHS = ["hwmodels/fpga_int16.yaml", "hwmodels/eyeriss.yaml",
+             "hwmodels/fpga_int16.yaml:precision.weights=8,precision.activations=8"]
+
+
+def emulation_files(folder: Path) -> dict:
+    """The released compressed SqueezeNet v1.0 (shared data), else the synthetic compressed one."""
+    from sqsim.paths import shared_data
+    net = shared_data("squeezenet_v1.0_deep_compression", "compressed_SqueezeNet.net")
+    if net is not None:
+        return {"model": str(net), "prototxt": str(net.parent / "SqueezeNet_deploy.prototxt"),
+                "label": "released SqueezeNet v1.0 (Deep Compression, 8-bit codes)"}
+    files = prepare("squeezenet", folder)
+    return {"model": files["sqz"], "label": "synthetic SqueezeNet v1.0 (P+Q+H)"}
+
+
+def bench_emulation(args) -> list:
+    """Emulated / fp32 time per datapath and batch (alternating worker processes)."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        files = emulation_files(Path(tmp))
+        for batch in args.batches:
+            kinds = ["fp32"] + [f"emulated={d}" for d in args.datapaths]
+            workers = [Worker(k, files, batch, args.device, args.threads) for k in kinds]
+            iters = min(20, max(1, round(args.seconds_per_turn / max(1e-3, workers[0].info["first_run_s"]))))
+            for r in range(args.rounds):
+                for w in (workers if r % 2 == 0 else workers[::-1]):
+                    time.sleep(0.2)
+                    w.run(iters)
+            for w in workers:
+                w.close()
+            base = workers[0]
+            for w in workers[1:]:
+                rows.append({"model": files["label"], "batch": batch, "datapath": w.kind.split("=", 1)[1],
+                             "summary": w.info.get("datapath"), "paths": w.info.get("paths"),
+                             "fp32_median_s": statistics.median(base.times), "fp32_min_s": min(base.times),
+                             "emulated_median_s": statistics.median(w.times), "emulated_min_s": min(w.times),
+                             "ratio_median": statistics.median(w.times) / statistics.median(base.times),
+                             "ratio_min": min(w.times) / min(base.times)})
+            print(f"  measured emulation batch {batch}", file=sys.stderr, flush=True)
+    print(f"\nemulated datapath vs fp32 ({rows[0]['model'] if rows else ''}): {args.threads} threads, "
+          f"device {args.device}, {args.rounds} alternating rounds; seconds per run, median (min)")
+    for r in rows:
+        ok = r["ratio_median"] <= 3.0
+        print(f"  batch {r['batch']:3d}  {r['datapath']:62s} fp32 {r['fp32_median_s']:.4f} ({r['fp32_min_s']:.4f})  "
+              f"emulated {r['emulated_median_s']:.4f} ({r['emulated_min_s']:.4f})  ratio {r['ratio_median']:.2f} "
+              f"({r['ratio_min']:.2f})  [{'met' if ok else 'MISSED'}: <= 3x]  sums: {'+'.join(r['paths'] or [])}")
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
@@ -273,12 +358,21 @@ def main(argv=None):
     ap.add_argument("--no-compile", action="store_true", help="skip the cold/warm cache first-call measurement")
     ap.add_argument("--compile-only", action="store_true", help="only the cold/warm first-call measurement")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--emulation", action="store_true", help="only the emulated-datapath / fp32 comparison")
+    ap.add_argument("--datapaths", nargs="+", default=DATAPATHS, metavar="HW[:SET,...]",
+                    help="hardware models (with --set overrides after a colon) to emulate")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--files", help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         return worker(args.worker, json.loads(args.files), args.batch, args.device, args.threads)
+    if args.emulation:
+        rows = bench_emulation(args)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"emulation": rows, "threads": args.threads,
+                                                   "device": args.device}, indent=1))
+        return
     rows = []
     compile_info = None
     if args.compile_only:

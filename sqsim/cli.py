@@ -20,7 +20,7 @@ import sys
 from .errors import SqsimError
 
 _COMMAND_MODULES = ("sqsim.cli_info", "sqsim.cli_compress", "sqsim.cli_analyze", "sqsim.cli_onnx",
-                    "sqsim.cli_run", "sqsim.cli_validate", "sqsim.cli_sweep")
+                    "sqsim.cli_run", "sqsim.cli_validate", "sqsim.cli_emulate", "sqsim.cli_sweep")
 
 
 _BREAKS = re.compile("[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")

@@ -13,28 +13,12 @@ from .exec.kernels import DEVICES  # light: no Numba
 DEFAULT_BATCH = 16
 
 
-def register(sub) -> None:
-    p = sub.add_parser(
-        "run", help="classify images with a model (dense or compressed weights)",
-        description="Run a network on images and print the top classes. MODEL is a .sqz (compressed), a "
-                    "released Deep Compression .net (with --prototxt), an .onnx, an .npz of dense weights "
-                    "(with --arch) or an OpenVINO .xml. Preprocessing is Caffe's by default: shorter side "
-                    "to 256, centre crop to the network's input size (an image already that size is taken "
-                    "as it is), RGB->BGR, mean B=104 G=117 R=123 subtracted (OpenVINO: the model's folded "
-                    "mean).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def add_model_arguments(p) -> None:
+    """MODEL, IMAGE... and the preprocessing options (``sqsim run`` and ``sqsim calibrate``)."""
     p.add_argument("model", metavar="MODEL", help="model file (.sqz, .net, .onnx, .npz, .xml)")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="PNG/JPEG images")
     p.add_argument("--prototxt", help="network definition of a released .net model")
     p.add_argument("--arch", help="network (.yaml, .prototxt, .onnx) that .npz weights belong to")
-    p.add_argument("--labels", help="class names, one per line (synset_words.txt format accepted); "
-                                    "default: the 1000 ImageNet class names for a 1000-class model (shipped "
-                                    "with sqsim), else the class indices")
-    p.add_argument("--format", choices=("table", "json"), default="table")
-    p.add_argument("--stats", action="store_true", help="also print per-layer fractions of zero activations")
-    p.add_argument("--device", choices=DEVICES, default="cpu")
-    p.add_argument("--top", type=int, default=5, metavar="N", help="classes to show per image")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, metavar="N", help="images per run")
     g = p.add_argument_group("preprocessing")
     g.add_argument("--mean", help="per-channel mean to subtract, in the network's channel order, e.g. "
                                   "104,117,123 (default: Caffe's, or the model's own)")
@@ -45,6 +29,29 @@ def register(sub) -> None:
     g.add_argument("--crop", default=None, metavar="N|HxW|none",
                    help="centre crop size (default: the network's input size)")
     g.add_argument("--rgb", action="store_true", help="feed RGB instead of Caffe's BGR channel order")
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "run", help="classify images with a model (dense or compressed weights)",
+        description="Run a network on images and print the top classes. MODEL is a .sqz (compressed), a "
+                    "released Deep Compression .net (with --prototxt), an .onnx, an .npz of dense weights "
+                    "(with --arch) or an OpenVINO .xml. Preprocessing is Caffe's by default: shorter side "
+                    "to 256, centre crop to the network's input size (an image already that size is taken "
+                    "as it is), RGB->BGR, mean B=104 G=117 R=123 subtracted (OpenVINO: the model's folded "
+                    "mean).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_model_arguments(p)
+    p.add_argument("--labels", help="class names, one per line (synset_words.txt format accepted); "
+                                    "default: the 1000 ImageNet class names for a 1000-class model (shipped "
+                                    "with sqsim), else the class indices")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--stats", action="store_true", help="also print per-layer fractions of zero activations")
+    p.add_argument("--device", choices=DEVICES, default="cpu")
+    p.add_argument("--top", type=int, default=5, metavar="N", help="classes to show per image")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, metavar="N", help="images per run")
+    from .cli_emulate import add_run_arguments
+    add_run_arguments(p)
     p.set_defaults(func=cmd_run)
 
     w = sub.add_parser(
@@ -152,10 +159,15 @@ def cmd_run(args) -> int:
                          f"needs one (the class scores)")
     classes = int(np.prod(graph.info(graph.outputs()[0]).output_shape))
     labels = read_labels(args.labels, classes) if args.labels else _default_labels(classes)
+    from .cli_emulate import build_datapath, check_run_arguments, run_against_fp32
+    check_run_arguments(args)
     pre = _preprocess(args, graph, model.mean)
     inputs = [pre(path) for path in args.images]  # every image read before any work: errors come first
+    datapath = build_datapath(args, graph, model.weights, inputs) if args.hw else None
+    if args.against_fp32:
+        return run_against_fp32(args, graph, model, inputs, labels, datapath)
     with _compile_progress(args.device) as progress:
-        results = _classify(args, graph, model, inputs, labels, progress)
+        results = _classify(args, graph, model, inputs, labels, progress, datapath)
     if args.format == "json":
         json.dump(results, sys.stdout, indent=1)
         print()
@@ -174,7 +186,7 @@ def _compile_progress(device: str):
     return CompileProgress()
 
 
-def _classify(args, graph, model, inputs, labels, progress) -> list:
+def _classify(args, graph, model, inputs, labels, progress, datapath=None) -> list:
     """Top classes (and with --stats zero fractions) of every image."""
     import numpy as np
 
@@ -182,7 +194,7 @@ def _classify(args, graph, model, inputs, labels, progress) -> list:
     from .exec import Executor
     if progress is not None:
         progress.at(0, 0, "loading the model")
-    ex = Executor(graph, model.weights, device=args.device, source=args.model)
+    ex = Executor(graph, model.weights, device=args.device, source=args.model, datapath=datapath)
     results = []
     step = 1 if args.stats else args.batch_size  # statistics per image
     for i in range(0, len(inputs), step):

@@ -13,7 +13,9 @@ import pytest
 
 from sqsim.paths import REPO_ROOT
 
-SIM_SCRIPT = textwrap.dedent("""
+# The tiny network every simulated-GPU check runs (a script prefix: the simulator must be switched on
+# before numba is imported, so the checks run in a subprocess).
+TINY_NETWORK = textwrap.dedent("""
     import numpy as np
     from numba import config
     assert config.ENABLE_CUDASIM
@@ -36,6 +38,9 @@ SIM_SCRIPT = textwrap.dedent("""
     w = he_init(g, 0)
     cm = compress(g, w, huffman=True)
     x = np.random.default_rng(0).standard_normal((2, 4, 7, 7)).astype(np.float32)
+""")
+
+SIM_SCRIPT = TINY_NETWORK + textwrap.dedent("""
     names = ["cat", "fc", "prob"]
     for weights, sparse_fc in ((w, "auto"), (cm, True), (cm, False)):
         ref, ref_counts = Executor(g, weights, sparse_fc=sparse_fc).run(x, collect_stats=True, outputs=names)

@@ -40,7 +40,7 @@ def test_operand_precision_forms(value, expected):
     ("0", "precision.activations: bits must be an integer in 1..64, got 0"),
     ("fp12", "precision.activations: unknown format 'fp12'"),
     ("{bits: 12, type: float}", "precision.activations: a float of 12 bits needs exp_bits"),
-    ("{bits: 16, frac_bits: 17}", "precision.activations: frac_bits must be an integer in 0..16"),
+    ("{bits: 16, frac_bits: 17}", "precision.activations: frac_bits must be an integer in -64..16"),
     ("{bits: 16, type: float, frac_bits: 3}", "frac_bits applies to type fixed only"),
     ("{bits: 8, type: fixed, exp_bits: 3}", "exp_bits applies to type float only"),
     ("{bits: 8, sign: true}", "unknown field(s) 'sign'"),
@@ -55,7 +55,7 @@ def test_bad_precision_is_named(value, message):
 
 def test_precision_errors_name_file_and_line(tmp_path):
     p = write(tmp_path, MINIMAL + "precision:\n  weights: 8\n  psums: {bits: 99}\n")
-    with pytest.raises(SpecError, match=r"hw\.yaml:10: precision\.psums: bits must be an integer in 1\.\.64, got 99"):
+    with pytest.raises(SpecError, match=r"hw\.yaml:11: precision\.psums: bits must be an integer in 1\.\.64, got 99"):
         load_hw(p)
 
 

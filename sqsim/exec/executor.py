@@ -122,6 +122,10 @@ class Executor:
         30% larger, several times faster to decode per run) instead of when each layer runs.
     fuse : bool
         Fuse ReLUs into the conv/fc before them (never when collecting statistics).
+    datapath : Datapath or HardwareSpec, optional
+        Compute every layer as this datapath does (:mod:`sqsim.exec.datapath`: weights, activations and
+        partial sums rounded to their formats, exact integer accumulation; a hardware model's ``precision``
+        block).  Outputs are the values the datapath's codes stand for.
 
     Raises
     ------
@@ -132,7 +136,8 @@ class Executor:
     """
 
     def __init__(self, graph: Graph, weights, device: str = "cpu", *, threads: int | None = None,
-                 sparse_fc="auto", fuse: bool = True, huffman_at_load: bool = False, source: str = "weights"):
+                 sparse_fc="auto", fuse: bool = True, huffman_at_load: bool = False, source: str = "weights",
+                 datapath=None):
         if not isinstance(graph, Graph):
             raise SqsimError(f"Executor: graph must be a sqsim.ir.Graph, got {type(graph).__name__}")
         if sparse_fc not in ("auto", True, False):
@@ -145,7 +150,16 @@ class Executor:
         self.backend = make_backend(device, threads)
         dense, sparse = split_weights(graph, weights, source, huffman_at_load)
         self._w: dict[str, HeldWeights] = {}
+        self.datapath = None
+        if datapath is not None:
+            from .datapath import Datapath
+            from .kernels.emulated import EmulatedBackend
+            self.datapath = datapath if isinstance(datapath, Datapath) else Datapath.from_hw(datapath)
+            self.backend = EmulatedBackend(self.backend, graph, self.datapath, dense, sparse)
+            self._w = dict(self.backend.held)
         for layer in graph.weighted_layers():
+            if layer.name in self._w:
+                continue
             info = graph.info(layer.name)
             rows, row_len = info.weight_shape[0], info.weights // info.weight_shape[0]
             if layer.name in dense:
@@ -187,7 +201,7 @@ class Executor:
         """Bytes of weights held (dense arrays, or compressed streams plus row pointers) and biases."""
         total = 0
         for name, w in self._w.items():
-            if w.sparse is not None:
+            if w.sparse is not None and self.datapath is None:
                 total += w.sparse.resident_bytes
             else:
                 total += int(w.dense.nbytes) + (int(w.bias.nbytes) if w.bias is not None else 0)
@@ -231,12 +245,16 @@ class Executor:
             for i, step in enumerate(steps):
                 if progress is not None:
                     progress.at(i + 1, len(steps), step.layer)
+                if self.datapath is not None:
+                    be.step(self.graph.layer(step.layer))
                 self._run_step(step, entry, x)
                 if counts is not None:
                     v = entry.views[step.layer]
                     counts[step.layer] = ActivationCount(be.count_nonzero(v), int(v.size))
             be.synchronize()
         result = {name: be.to_host_nchw(entry.views[name]) for name in wanted}
+        if self.datapath is not None:  # the values the codes stand for
+            result = {name: be.to_real(name, v) for name, v in result.items()}
         return (result, counts) if collect_stats else result
 
     def predict(self, x) -> np.ndarray:

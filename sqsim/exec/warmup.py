@@ -84,9 +84,11 @@ class CompileProgress:
 
 @dataclass(frozen=True)
 class _Job:
-    """One warmup network: a name, and a function that builds ``(graph, weights, batches)``."""
+    """One warmup network: a name, and a function that builds ``(graph, weights, batches)``; with
+    ``datapaths``, a function of the graph and weights giving the emulated datapaths to run it on."""
     name: str
     build: object
+    datapaths: object = None
 
 
 def _conv_net(name, shape, convs, pools=(), fc=None):
@@ -155,9 +157,24 @@ def _jobs():
     jobs += [_Job("Huffman-coded SqueezeNet", lambda: squeezenet(True, (6, 4))),
              _Job("Huffman-coded SqueezeNet, dense codes", lambda: squeezenet(True, (8, 0))),
              _Job("Huffman-coded fc", lambda: compressed_fc(True, (5, 4)))]
+    jobs += [_Job("emulated datapaths", dense_ops, _emulated_datapaths)]
     jobs += [_Job(f"fixed width {c}+{i} bits", lambda w=(c, i): squeezenet(False, w)) for c, i in WARM_WIDTHS]
     jobs += [_Job(f"fixed width fc {c}+{i} bits", lambda w=(c, i): compressed_fc(False, w)) for c, i in WARM_WIDTHS]
     return jobs
+
+
+def _emulated_datapaths(g, weights) -> list:
+    """Datapaths whose emulation takes every path: 16-bit (float64 sums), 6-bit (float32 sums), fp16."""
+    from ..hw.spec import OperandPrecision as O
+    from ..hw.spec import Precision
+    from .calibrate import calibrate
+    from .datapath import Datapath
+    x = np.random.default_rng(0).random((2,) + tuple(g.input_shape), dtype=np.float32)
+    out = []
+    for prec in (Precision(O(16), O(16), O(32)), Precision(O(6), O(6), O(16)), Precision(O(8), O(16, "float"), O(32))):
+        dp = Datapath(prec, "warmup")
+        out.append(calibrate(g, weights, x, dp).apply(dp))
+    return out
 
 
 def warmup(progress: CompileProgress | None = None, threads: int | None = None, only=None) -> int:
@@ -170,6 +187,12 @@ def warmup(progress: CompileProgress | None = None, threads: int | None = None, 
         if progress is not None:
             progress.at(i, len(jobs), job.name)
         g, weights, batches = job.build()
+        if job.datapaths is not None:
+            for dp in job.datapaths(g, weights):
+                with Executor(g, weights, threads=threads, datapath=dp) as ex:
+                    for n in batches:
+                        ex.run(np.random.default_rng(n).random((n,) + tuple(g.input_shape), dtype=np.float32))
+            continue
         fc = any(layer.op == "fc" for layer in g.weighted_layers())
         for sparse_fc in ((False, True) if fc else (False,)):
             with Executor(g, weights, threads=threads, sparse_fc=sparse_fc) as ex:

@@ -29,8 +29,9 @@ from ..errors import SpecError, short
 from ..units import check_range, parse_quantity
 from ..yamltext import YamlSyntaxError, load_yaml, read_yaml
 from .energy import load_energy_table, resolve_energy
-from .spec import (PRECISION_NAMES, ArraySpec, DramCompression, EnergyTable, HardwareSpec, MemoryLevel,
-                   OperandPrecision, Policies, Precision, Sparsity, WeightFormat)
+from .formats import parse_frac_bits
+from .spec import (OVERFLOW_MODES, PRECISION_NAMES, ROUNDING_MODES, ArraySpec, DramCompression, EnergyTable,
+                   HardwareSpec, MemoryLevel, OperandPrecision, Policies, Precision, Sparsity, WeightFormat)
 
 # Known fields per section: name -> kind of value ("int", "bool", "str", "list", or a unit dimension).
 ARRAY_FIELDS = {"rows": "int", "cols": "int", "pes": "int", "macs_per_pe_per_cycle": "int",
@@ -45,8 +46,10 @@ SPARSITY_FIELDS = {"skip_zero_activations": "bool", "gate_zero_activations": "bo
 POLICY_FIELDS = {"keep_weights_on_chip": "bool", "batch": "int", "activations": "str", "weights": "str",
                  "overlap_dram": "bool", "fuse": "list"}
 DRAM_COMPRESSION_FIELDS = {"activations": "str", "run_bits": "int", "word_bits": "int"}
-PRECISION_FIELDS = {"weights": "precision", "activations": "precision", "psums": "precision"}
-OPERAND_PRECISION_FIELDS = ("bits", "type", "frac_bits", "exp_bits")
+PRECISION_FIELDS = {"weights": "precision", "activations": "precision", "psums": "precision",
+                    "rounding": "str", "overflow": "str", "frac_bits": "frac_bits"}
+OPERAND_PRECISION_FIELDS = ("bits", "type", "frac_bits", "exp_bits", "rounding", "overflow")
+PRECISION_OPERANDS = ("weights", "activations", "psums")
 SECTIONS = {"array": ARRAY_FIELDS, "energy": ENERGY_FIELDS, "weight_format": WEIGHT_FORMAT_FIELDS,
             "sparsity": SPARSITY_FIELDS, "policies": POLICY_FIELDS, "precision": PRECISION_FIELDS,
             "dram_compression": DRAM_COMPRESSION_FIELDS}
@@ -81,8 +84,29 @@ def load_hw(path, overrides=()) -> HardwareSpec:
     doc = read_yaml(path, "hardware model", "invalid YAML")
     if not isinstance(doc, dict):
         raise SpecError(f"{path}: a hardware model must be a YAML mapping, got {type(doc).__name__}")
+    at_widths = _widths_before(doc)
     doc = apply_overrides(doc, _parse_overrides(overrides), str(path))
-    return spec_from_dict(doc, source=str(path), base_dir=path.parent)
+    return spec_from_dict(doc, source=str(path), base_dir=path.parent, frac_widths=at_widths)
+
+
+def _widths_before(doc: dict) -> dict | None:
+    """The fixed-point widths of the model as written (before ``--set``): the widths its inline
+    ``precision.frac_bits`` are for (None where the section does not parse: its errors come later)."""
+    sec = doc.get("precision")
+    if not isinstance(sec, dict) or "frac_bits" not in sec:
+        return None
+    arr = doc.get("array") if isinstance(doc.get("array"), dict) else {}
+    word = arr.get("datapath_bits", 16)
+    try:
+        prec = _precision({k: v for k, v in sec.items() if k != "frac_bits"},
+                          ArraySpec(rows=1, cols=1, datapath_bits=word), "")
+    except (SpecError, TypeError):
+        return None
+    return _fixed_widths(prec)
+
+
+def _fixed_widths(prec) -> dict:
+    return {op: getattr(prec, op).bits for op in PRECISION_OPERANDS if getattr(prec, op).type == "fixed"}
 
 
 def _parse_overrides(overrides) -> list[tuple[str, object]]:
@@ -151,9 +175,11 @@ def apply_overrides(doc: dict, overrides: list[tuple[str, object]], source: str)
     return doc
 
 
-def spec_from_dict(doc: dict, source: str | None = None, base_dir=None) -> HardwareSpec:
+def spec_from_dict(doc: dict, source: str | None = None, base_dir=None,
+                   frac_widths: dict | None = None) -> HardwareSpec:
     """Build and validate a :class:`HardwareSpec` from a parsed YAML mapping (``base_dir``: where
-    a relative ``energy_table`` path starts; default the current directory)."""
+    a relative ``energy_table`` or formats file path starts; default the current directory;
+    ``frac_widths``: the widths inline ``precision.frac_bits`` are for, default the final ones)."""
     src = source or "<hardware>"
 
     def at(obj) -> str:
@@ -235,7 +261,8 @@ def spec_from_dict(doc: dict, source: str | None = None, base_dir=None) -> Hardw
                 fail(doc, f"{key} must be a string, got {short(doc[key])}")
         if not isinstance(doc["dataflow"], str):
             fail(doc, f"dataflow must be a string, got {short(doc['dataflow'])}")
-        precision = _precision(doc.get("precision"), array, at(doc.get("precision") or doc))
+        precision = _precision(doc.get("precision"), array, at(doc.get("precision") or doc), src, base_dir,
+                               frac_widths)
         return HardwareSpec(name=str(doc["name"]), array=array, levels=levels, energy=energy,
                             dataflow=doc["dataflow"], description=str(doc.get("description", "")),
                             source=source, precision=precision, **sections)
@@ -246,35 +273,67 @@ def spec_from_dict(doc: dict, source: str | None = None, base_dir=None) -> Hardw
         raise SpecError(f"{src}: {msg}") from None
 
 
-def _precision(sec, array: ArraySpec, where: str) -> Precision:
+def _precision(sec, array: ArraySpec, where: str, source: str = "<hardware>", base_dir=None,
+               frac_widths: dict | None = None) -> Precision:
     """The ``precision`` section: each operand as bits (``16``), a name (``fp16``, ``bf16``,
-    ``fp32``, ``int8``) or a mapping ``{bits, type: fixed|float, frac_bits, exp_bits}``.  Weights
-    and activations default to the datapath width (fixed point), partial sums to the activations'
-    format."""
+    ``fp32``, ``int8``) or a mapping ``{bits, type: fixed|float, frac_bits, exp_bits, rounding,
+    overflow}``.  Weights and activations default to the datapath width (fixed point), partial sums
+    to the activations' format.  ``rounding`` and ``overflow`` beside the operands are the defaults of
+    every operand; ``frac_bits`` gives per-layer fraction bits (:mod:`sqsim.hw.formats`)."""
     sec = {} if sec is None else sec
     if not isinstance(sec, dict):
         raise SpecError(f"{where}: precision must be a mapping, e.g. {{weights: 16, activations: 16, psums: 32}}, "
                         f"got {short(sec)}")
     _check_keys(sec, PRECISION_FIELDS, "precision", where)
+    modes = {}
+    for k in ("rounding", "overflow"):
+        if k in sec:
+            known = ROUNDING_MODES if k == "rounding" else tuple(dict.fromkeys(sum(OVERFLOW_MODES.values(), ())))
+            if not isinstance(sec[k], str) or sec[k] not in known:
+                raise SpecError(f"{where}: precision.{k}: unknown mode {short(sec[k])} (expected one of "
+                                f"{', '.join(known)})")
+            modes[k] = sec[k]
     word = OperandPrecision(array.datapath_bits)
-    weights = _operand_precision(sec["weights"], "weights", where) if "weights" in sec else word
-    acts = _operand_precision(sec["activations"], "activations", where) if "activations" in sec else word
-    psums = _operand_precision(sec["psums"], "psums", where) if "psums" in sec else acts
-    return Precision(weights, acts, psums)
+    ops = {}
+    for op in PRECISION_OPERANDS:
+        if op in sec:
+            ops[op] = _operand_precision(sec[op], op, where, modes, source)
+        elif op == "psums" and "activations" in ops:
+            ops[op] = ops["activations"]
+        else:
+            ops[op] = _operand_precision(word.bits, op, where, modes)
+    fracs, fsource = (), None
+    if "frac_bits" in sec:
+        widths = {o: p.bits for o, p in ops.items() if p.type == "fixed"}
+        fracs, fsource = parse_frac_bits(sec["frac_bits"], source, base_dir, frac_widths, widths)
+    try:
+        return Precision(ops["weights"], ops["activations"], ops["psums"], fracs, fsource)
+    except SpecError as e:
+        raise SpecError(f"{_frac_where(sec, where, fsource, source)}: precision.{e}") from None
 
 
-def _operand_precision(value, op: str, where: str) -> OperandPrecision:
+def _frac_where(sec, where: str, fsource, source: str) -> str:
+    """Where a bad per-layer fraction was given: its formats file, or the line of its inline entry."""
+    if fsource and fsource != source:
+        return fsource
+    fb = sec.get("frac_bits")
+    return f"{source}:{fb.line}" if getattr(fb, "line", None) else where
+
+
+def _operand_precision(value, op: str, where: str, modes: dict | None = None,
+                       source: str | None = None) -> OperandPrecision:
     what = f"{where}: precision.{op}"
+    modes = modes or {}
     try:
         if isinstance(value, int) and not isinstance(value, bool):
-            return OperandPrecision(value)
+            return _with_modes(OperandPrecision, modes, bits=value)
         if isinstance(value, str):
             name = value.strip().lower()
             if name in PRECISION_NAMES:
                 bits, kind, exp = PRECISION_NAMES[name]
-                return OperandPrecision(bits, kind, exp_bits=exp)
+                return _with_modes(OperandPrecision, modes, bits=bits, type=kind, exp_bits=exp)
             if name.startswith("int") and name[3:].isdigit():
-                return OperandPrecision(int(name[3:]))
+                return _with_modes(OperandPrecision, modes, bits=int(name[3:]))
             raise SpecError(f"unknown format {short(value)} (expected bits such as 16, a name among "
                             f"{', '.join(['int8', 'int16', *PRECISION_NAMES])}, or {{bits: 16, type: fixed}})")
         if isinstance(value, dict):
@@ -284,10 +343,24 @@ def _operand_precision(value, op: str, where: str) -> OperandPrecision:
                                 f"{', '.join(OPERAND_PRECISION_FIELDS)})")
             if "bits" not in value:
                 raise SpecError("missing 'bits'")
-            return OperandPrecision(**{k: value[k] for k in OPERAND_PRECISION_FIELDS if k in value})
-        raise SpecError(f"expected bits (e.g. 16), a format name (fp16) or a mapping {{bits, type}}, got {short(value)}")
+            if getattr(value, "line", None) and source:   # the operand's own line
+                what = f"{source}:{value.line}: precision.{op}"
+            return _with_modes(OperandPrecision, modes, **{k: value[k] for k in OPERAND_PRECISION_FIELDS if k in value})
+        raise SpecError(f"expected bits (e.g. 16), a format name (fp16) or a mapping {{bits, type}}, "
+                        f"got {short(value)}")
     except SpecError as e:
         raise SpecError(f"{what}: {e}") from None
+
+
+def _with_modes(cls, modes: dict, **kw):
+    """``cls(**kw)`` with the section's default rounding/overflow where the operand gives none (an
+    overflow mode the operand's type does not have, e.g. ``wrap`` for a float, is left to the type)."""
+    kind = kw.get("type", "fixed")
+    if "rounding" in modes:
+        kw.setdefault("rounding", modes["rounding"])
+    if "overflow" in modes and modes["overflow"] in OVERFLOW_MODES.get(kind, ()):
+        kw.setdefault("overflow", modes["overflow"])
+    return cls(**kw)
 
 
 def _check_keys(obj: dict, known: dict, what: str, where: str) -> None:

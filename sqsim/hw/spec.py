@@ -29,6 +29,18 @@ PRECISION_TYPES = ("fixed", "float")
 FLOAT_EXP_BITS = {8: 4, 16: 5, 32: 8, 64: 11}
 PRECISION_NAMES = {"fp8": (8, "float", 4), "fp16": (16, "float", 5), "bf16": (16, "float", 8),
                    "fp32": (32, "float", 8), "fp64": (64, "float", 11)}
+# How a value is rounded to an operand's format (docs/models.md, "Datapath emulation"): to nearest with
+# ties to even, away from zero or up (+inf: add half an LSB, then drop the bits); ``truncate`` drops the
+# bits (two's complement: toward -inf; a float's mantissa: toward zero); ``toward_zero``.
+ROUNDING_MODES = ("nearest_even", "nearest_away", "nearest_up", "truncate", "toward_zero")
+# What happens to a value beyond the format's range: fixed point saturates or wraps (two's complement);
+# a float saturates to its largest finite value or becomes infinite (IEEE).
+OVERFLOW_MODES = {"fixed": ("saturate", "wrap"), "float": ("saturate", "infinity")}
+DEFAULT_OVERFLOW = {"fixed": "saturate", "float": "infinity"}
+# Operands with per-layer fraction bits (dynamic fixed point); biases have the weights' width.
+FRAC_OPERANDS = ("weights", "biases", "psums", "activations")
+# Per-layer fraction bits may be negative (an LSB above 1: a wide range in few bits) down to this.
+MIN_FRAC_BITS = -64
 
 
 def _fail(owner: str, msg: str):
@@ -121,15 +133,33 @@ class OperandPrecision:
     exp_bits : int or None
         Float: exponent bits (None: the IEEE width for ``bits``, :data:`FLOAT_EXP_BITS`; 8 with
         16 bits is bfloat16).
+    rounding : str
+        How values are rounded to this format (:data:`ROUNDING_MODES`; default ``nearest_even``).
+    overflow : str or None
+        Beyond the range: fixed ``saturate`` (default) or ``wrap``; float ``infinity`` (default)
+        or ``saturate``.  None: the type's default.
 
-    Frozen and extensible: rounding and saturation modes can be added as fields with defaults.
+    Byte counts read only ``bits``; rounding and overflow matter to the datapath emulation
+    (:mod:`sqsim.exec.datapath`).
     """
     bits: int
     type: str = "fixed"
     frac_bits: int | None = None
     exp_bits: int | None = None
+    rounding: str = "nearest_even"
+    overflow: str | None = None
 
     def __post_init__(self):
+        self._check_format()
+        if self.rounding not in ROUNDING_MODES:
+            raise SpecError(f"unknown rounding mode {self.rounding!r} (expected one of {', '.join(ROUNDING_MODES)})")
+        if self.overflow is None:
+            object.__setattr__(self, "overflow", DEFAULT_OVERFLOW[self.type])
+        elif self.overflow not in OVERFLOW_MODES[self.type]:
+            raise SpecError(f"unknown overflow mode {self.overflow!r} for type {self.type} (expected one of "
+                            f"{', '.join(OVERFLOW_MODES[self.type])})")
+
+    def _check_format(self):
         if not _is_int(self.bits) or not 1 <= self.bits <= 64:
             raise SpecError(f"bits must be an integer in 1..64, got {short(self.bits)}")
         if self.type not in PRECISION_TYPES:
@@ -137,8 +167,10 @@ class OperandPrecision:
         if self.type == "fixed":
             if self.exp_bits is not None:
                 raise SpecError("exp_bits applies to type float only")
-            if self.frac_bits is not None and (not _is_int(self.frac_bits) or not 0 <= self.frac_bits <= self.bits):
-                raise SpecError(f"frac_bits must be an integer in 0..{self.bits}, got {short(self.frac_bits)}")
+            if self.frac_bits is not None and (not _is_int(self.frac_bits)
+                                               or not MIN_FRAC_BITS <= self.frac_bits <= self.bits):
+                raise SpecError(f"frac_bits must be an integer in {MIN_FRAC_BITS}..{self.bits}, "
+                                f"got {short(self.frac_bits)}")
         else:
             if self.frac_bits is not None:
                 raise SpecError("frac_bits applies to type fixed only (a float's fraction is its mantissa)")
@@ -175,7 +207,29 @@ class OperandPrecision:
             d["frac_bits"] = self.frac_bits
         if self.type == "float":
             d["exp_bits"] = self.exponent_bits
+        if self.rounding != "nearest_even":   # the defaults are left out (reports keep their keys)
+            d["rounding"] = self.rounding
+        if self.overflow != DEFAULT_OVERFLOW[self.type]:
+            d["overflow"] = self.overflow
         return d
+
+
+@dataclass(frozen=True)
+class LayerFracs:
+    """Fraction bits of one layer's operands (dynamic fixed point), None where not given.
+
+    ``weights`` and ``biases`` (stored at the weights' width), ``psums`` (the accumulator's value
+    as it leaves the array) and ``activations`` (the layer's output feature map).  Each lies in
+    :data:`MIN_FRAC_BITS` .. the operand's width: more fraction bits than the width would put even
+    the sign below the binary point; fewer than zero (an LSB above 1) hold a wide range in few bits.
+    """
+    weights: int | None = None
+    biases: int | None = None
+    psums: int | None = None
+    activations: int | None = None
+
+    def to_dict(self) -> dict:
+        return {op: getattr(self, op) for op in FRAC_OPERANDS if getattr(self, op) is not None}
 
 
 @dataclass(frozen=True)
@@ -187,13 +241,44 @@ class Precision:
     feature maps at ``activations``, partial sums that leave the array (accumulating tiles in a
     buffer, partial sums spilled to DRAM and read back) at ``psums``.  Compressed weights keep
     their code and index widths.
+
+    ``frac_bits``: per-layer fraction bits (``((layer, LayerFracs), ...)``, from the YAML's
+    ``precision.frac_bits`` or a formats file written by ``sqsim calibrate``; ``frac_bits_source``
+    names it).  They do not change any byte count; the datapath emulation reads them.
     """
     weights: OperandPrecision
     activations: OperandPrecision
     psums: OperandPrecision
+    frac_bits: tuple = ()
+    frac_bits_source: str | None = None
+
+    def __post_init__(self):
+        for layer, fr in self.frac_bits:
+            for op in FRAC_OPERANDS:
+                v = getattr(fr, op)
+                if v is None:
+                    continue
+                fmt = self.operand(op)
+                where = f"frac_bits.{layer}.{op}"
+                if fmt.type != "fixed":
+                    raise SpecError(f"{where}: fraction bits apply to fixed point, but {op} are {fmt.label}")
+                if not _is_int(v) or not MIN_FRAC_BITS <= v <= fmt.bits:
+                    raise SpecError(f"{where}: fraction bits must be an integer in {MIN_FRAC_BITS}..{fmt.bits} "
+                                    f"(the {op}' width), got {v!r}")
+
+    def operand(self, op: str) -> OperandPrecision:
+        """The format of ``op`` (``biases``: the weights')."""
+        return self.weights if op == "biases" else getattr(self, op)
+
+    def layer_fracs(self, layer: str) -> LayerFracs:
+        """The fraction bits given for ``layer`` (all None when none are)."""
+        return dict(self.frac_bits).get(layer, LayerFracs())
 
     def to_dict(self) -> dict:
-        return {op: getattr(self, op).to_dict() for op in ("weights", "activations", "psums")}
+        d = {op: getattr(self, op).to_dict() for op in ("weights", "activations", "psums")}
+        if self.frac_bits:
+            d["frac_bits"] = {name: fr.to_dict() for name, fr in self.frac_bits}
+        return d
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 from .builder import NSEG
 from .dense import LB, PF
-from .machine import DirectConvKernel, assembly, compile_kernel, kernel, store_map
+from .machine import DirectConvKernel, assembly, compile_kernel, kernel, kernel64, store_map
 from .sparse import SNV
 
-__all__ = ["DirectConvKernel", "assembly", "compile_kernel", "kernel", "store_map", "LB", "NSEG", "PF", "SNV"]
+__all__ = ["DirectConvKernel", "assembly", "compile_kernel", "kernel", "kernel64", "store_map", "LB", "NSEG", "PF",
+           "SNV"]

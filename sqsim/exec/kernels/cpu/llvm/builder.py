@@ -14,28 +14,38 @@ class Emitter:
     Every kernel is a ``void`` function of the same 13 arguments (``KERNEL_ARGS``: twelve pointers and
     64-bit integers, and a thirteenth pointer), so one Numba loop can call any of them
     (:func:`sqsim.exec.kernels.cpu.launch.run_direct`).
+
+    With ``acc64`` the kernels read float32 inputs as the others do, but widen them to float64, and read
+    float64 weights (the first argument), bias, partial sums and outputs: the datapath emulation's exact
+    sums of integer codes (:mod:`sqsim.exec.kernels.cpu.exact_conv`).  ``vec`` is the type
+    of what is loaded, ``avec`` that of the accumulators (the same without ``acc64``).
     """
 
-    def __init__(self, name: str, vl: int):
+    def __init__(self, name: str, vl: int, acc64: bool = False):
         self.vl = vl
+        self.acc64 = acc64
         self.f32, self.i64, self.i32 = ir.FloatType(), ir.IntType(64), ir.IntType(32)
+        self.acc = ir.DoubleType() if acc64 else self.f32
         self.vec = ir.VectorType(self.f32, vl)
+        self.avec = ir.VectorType(self.acc, vl)
         self.mvec = ir.VectorType(ir.IntType(1), vl)
         self.f32p, self.i64p, self.i32p = self.f32.as_pointer(), self.i64.as_pointer(), self.i32.as_pointer()
-        self.vecp = self.vec.as_pointer()
+        self.accp = self.acc.as_pointer()
+        self.vecp, self.avecp = self.vec.as_pointer(), self.avec.as_pointer()
         self.mod = ir.Module(name=name)
-        vec = self.vec
-        self.fma = ir.Function(self.mod, ir.FunctionType(vec, [vec, vec, vec]), name=f"llvm.fma.v{vl}f32")
-        self.vmax = ir.Function(self.mod, ir.FunctionType(vec, [vec, vec]), name=f"llvm.maxnum.v{vl}f32")
-        self.mstore = ir.Function(self.mod, ir.FunctionType(ir.VoidType(), [vec, self.vecp, self.i32, self.mvec]),
-                                  name=f"llvm.masked.store.v{vl}f32.p0")
+        avec = self.avec
+        t = "f64" if acc64 else "f32"
+        self.fma = ir.Function(self.mod, ir.FunctionType(avec, [avec, avec, avec]), name=f"llvm.fma.v{vl}{t}")
+        self.vmax = ir.Function(self.mod, ir.FunctionType(avec, [avec, avec]), name=f"llvm.maxnum.v{vl}{t}")
+        self.mstore = ir.Function(self.mod, ir.FunctionType(ir.VoidType(), [avec, self.avecp, self.i32, self.mvec]),
+                                  name=f"llvm.masked.store.v{vl}{t}.p0")
         self.prefetch = ir.Function(self.mod, ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer()] +
                                                               [self.i32] * 3), name="llvm.prefetch.p0")
         # (w, x, xoff, y, ldy, nkb, ntiles, L, bias, relu, vdst, vmask) + one pointer each kernel reads its way
-        self.args = [self.f32p, self.f32p, self.i64p, self.f32p, self.i64, self.i64, self.i64, self.i64, self.f32p,
-                     self.i64, self.i64p, self.i32p, self.f32p]
-        self.zero = ir.Constant(vec, [0.0] * vl)
-        self.undef = ir.Constant(vec, ir.Undefined)
+        self.args = [self.accp, self.f32p, self.i64p, self.accp, self.i64, self.i64, self.i64, self.i64, self.accp,
+                     self.i64, self.i64p, self.i32p, self.accp]
+        self.zero = ir.Constant(avec, [0.0] * vl)
+        self.undef = ir.Constant(avec, ir.Undefined)
         self.splat = ir.Constant(ir.VectorType(self.i32, vl), [0] * vl)
         self.align = ir.Constant(self.i32, 4)
         self.b: ir.IRBuilder | None = None
@@ -58,14 +68,20 @@ class Emitter:
         return self.b.inttoptr(self.b.ptrtoint(p, self.i64), ty)
 
     def broadcast(self, s):
+        """A scalar in every lane of an accumulator vector (a float32 scalar is widened first)."""
         b = self.b
+        if s.type != self.acc:
+            s = b.fpext(s, self.acc)
         return b.shuffle_vector(b.insert_element(self.undef, s, ir.Constant(self.i32, 0)), self.undef, self.splat)
 
     def vptr(self, base, index):
-        return self.b.bitcast(self.b.gep(base, [index]), self.vecp)
+        """A pointer to the vector at ``base[index]``: of loaded values (float32 ``base``) or of accumulators."""
+        return self.b.bitcast(self.b.gep(base, [index]), self.avecp if base.type == self.accp else self.vecp)
 
     def load_vec(self, base, index):
-        return self.b.load(self.vptr(base, index), align=4)
+        """``vl`` float32 values of ``base`` from ``index``, as an accumulator vector (widened with ``acc64``)."""
+        v = self.b.load(self.vptr(base, index), align=4)
+        return self.b.fpext(v, self.avec) if self.acc64 else v
 
     # --- control flow --------------------------------------------------------------------------------
     def counted(self, start, stop, name: str, body, step: int = 1) -> None:
@@ -96,7 +112,7 @@ class Emitter:
         i.add_incoming(i0, pre)
         acc = []
         for v0 in init:
-            p = b.phi(self.vec)
+            p = b.phi(self.avec)
             p.add_incoming(v0, pre)
             acc.append(p)
         b.cbranch(b.icmp_signed("<", i, i1), bod, end)

@@ -18,6 +18,7 @@ from .sparse import SNV
 
 _LOCK = threading.Lock()
 _KERNEL = None
+_KERNEL64 = None
 
 
 class DirectConvKernel:
@@ -115,8 +116,20 @@ def kernel() -> DirectConvKernel:
     return _KERNEL
 
 
-def _build(wide: bool | None, snv: int | None):
-    """``(llvm module, target machine, kr, nv, vl, snv)`` for the target CPU (see :func:`compile_kernel`)."""
+def kernel64() -> DirectConvKernel:
+    """The process's float64-accumulating kernels (``acc64``: float32 weights and inputs, float64 sums,
+    bias and outputs) for the target CPU, compiled on first use: the datapath emulation's exact sums."""
+    global _KERNEL64
+    with _LOCK:
+        if _KERNEL64 is None:
+            _KERNEL64 = compile_kernel(acc64=True)
+    return _KERNEL64
+
+
+def _build(wide: bool | None, snv: int | None, acc64: bool = False):
+    """``(llvm module, target machine, kr, nv, vl, snv)`` for the target CPU (see :func:`compile_kernel`).
+    ``acc64``: lanes are doubles (8 to a 512-bit register, 4 to a 256-bit one), the same 24 or 12
+    accumulator registers."""
     import llvmlite.binding as llvm
 
     from .....cpu_target import resolve
@@ -127,8 +140,10 @@ def _build(wide: bool | None, snv: int | None):
     if wide is None or wide:
         wide = target.has("avx512f")
     kr, nv, vl = (8, 3, 16) if wide else (4, 3, 8)
+    if acc64:
+        vl //= 2
     snv = snv or SNV
-    em = Emitter("sqsim_direct_conv", vl)
+    em = Emitter("sqsim_direct_conv64" if acc64 else "sqsim_direct_conv", vl, acc64)
     emit_direct(em, kr, nv)
     emit_direct_blocked(em, kr, nv)
     emit_sparse(em, snv)
@@ -142,12 +157,13 @@ def _build(wide: bool | None, snv: int | None):
     return mod, tm, kr, nv, vl, snv
 
 
-def compile_kernel(wide: bool | None = None, snv: int | None = None) -> DirectConvKernel:
+def compile_kernel(wide: bool | None = None, snv: int | None = None, acc64: bool = False) -> DirectConvKernel:
     """Compile the kernels for the target CPU (:func:`sqsim.cpu_target.resolve`): 16-lane vectors where
     it has AVX-512 (``wide=None``), else 8-lane; ``wide=False`` forces the 8-lane form (tests run it on
-    AVX-512 hosts too).  ``snv``: the sparse kernel's vectors per output channel (default SNV)."""
+    AVX-512 hosts too).  ``snv``: the sparse kernel's vectors per output channel (default SNV).
+    ``acc64``: the float64-accumulating form (:class:`.builder.Emitter`), half the lanes."""
     import llvmlite.binding as llvm
-    mod, tm, kr, nv, vl, snv = _build(wide, snv)
+    mod, tm, kr, nv, vl, snv = _build(wide, snv, acc64)
     engine = llvm.create_mcjit_compiler(mod, tm)
     engine.finalize_object()
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
@@ -158,8 +174,8 @@ def compile_kernel(wide: bool | None = None, snv: int | None = None) -> DirectCo
     return DirectConvKernel(kr, nv, vl, fn, blocked, engine, sparse, snv)
 
 
-def assembly(wide: bool | None = None) -> str:
+def assembly(wide: bool | None = None, acc64: bool = False) -> str:
     """The machine code of the kernels :func:`compile_kernel` builds, as assembly text (to check which
     instructions and registers a target gets)."""
-    mod, tm, *_ = _build(wide, None)
+    mod, tm, *_ = _build(wide, None, acc64)
     return tm.emit_assembly(mod)

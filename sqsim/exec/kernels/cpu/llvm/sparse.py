@@ -33,7 +33,7 @@ def emit_sparse(em: Emitter, snv: int = SNV) -> None:
     off = em.cast_ptr(off, em.i32p)
     params = em.cast_ptr(params, em.i64p)
     ptrs = (val, x, off, y, ldy, rowptr, bias, relu, vdst, vmask,
-            b.inttoptr(b.load(b.gep(params, [c64(0)])), em.f32p),  # part
+            b.inttoptr(b.load(b.gep(params, [c64(0)])), em.accp),  # part
             b.load(b.gep(params, [c64(1)])),                      # ncb
             b.load(b.gep(params, [c64(2)])))                      # xstride
     groups = b.sdiv(b.add(nvec, c64(snv - 1)), c64(snv))
@@ -92,7 +92,7 @@ def _rows_at(em: Emitter, snv: int, nrows, ptrs, v0, width: int) -> None:
             b.position_at_end(init_b)
             init = []
             for v in old:
-                ph = b.phi(em.vec)
+                ph = b.phi(em.avec)
                 ph.add_incoming(em.zero, pre)
                 ph.add_incoming(v, load_b)
                 init.append(ph)
