@@ -27,3 +27,12 @@ def shared():
 def pytest_addoption(parser):
     parser.addoption("--fuzz-long", action="store_true", default=False,
                      help="run the long fuzz budget (SQSIM_FUZZ_INPUTS, default 100,000) instead of CI's 10,000")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The fuzz harness's figures (inputs, clean errors, tracebacks, hangs, peak memory), printed in every run
+    that ran it, captured output or not (CI runs ``pytest -q``)."""
+    from tests.fuzz_runner import REPORT_KEY
+    report = config.stash.get(REPORT_KEY, None)
+    if report:
+        terminalreporter.write_line(report)

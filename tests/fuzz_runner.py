@@ -28,7 +28,11 @@ import tempfile
 import time
 import traceback
 
+import pytest
+
 GIB = 1 << 30
+# where the fuzz test leaves its one-line figures for conftest's terminal summary
+REPORT_KEY = pytest.StashKey[str]()
 
 
 class _Timeout(BaseException):

@@ -84,6 +84,7 @@ def test_fuzz_every_format_and_command(request):
     figures = fuzz_runner.summary(results, MEMORY_BOUND, TIMEOUT_S)
     report = _report(results, figures, elapsed)
     print("\n" + report)
+    request.config.stash[fuzz_runner.REPORT_KEY] = report.split("\n", 1)[0]  # conftest prints it, -q or not
     out = os.environ.get("SQSIM_FUZZ_REPORT")
     if out:
         with open(out, "w") as f:
