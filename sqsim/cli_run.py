@@ -115,22 +115,6 @@ def _preprocess(args, graph, model_mean):
                       bgr=not args.rgb, mean=mean, scale=args.scale)
 
 
-def _probabilities(graph, y):
-    """Class probabilities from the network output: as they are after a softmax, else softmax(logits)."""
-    import numpy as np
-
-    from .errors import GraphError
-    out = graph.outputs()[0]
-    if y.ndim == 4 and y.shape[2:] != (1, 1):
-        raise GraphError(f"network output {out!r} is {'x'.join(map(str, y.shape[1:]))} per image, not a vector "
-                         f"of class scores")
-    y = y.reshape(y.shape[0], -1).astype(np.float64)
-    if graph.layer(out).op == "softmax":
-        return y
-    e = np.exp(y - y.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def _default_labels(classes: int) -> list[str]:
     """The ImageNet class names shipped with sqsim for a 1000-class model, else the class indices."""
     from .data import IMAGENET_CLASSES, imagenet_labels
@@ -206,7 +190,8 @@ def _classify(args, graph, model, inputs, labels, progress, datapath=None) -> li
                 outs, counts = ex.run(batch, progress=progress), None
         except GraphError as e:
             raise GraphError(f"{args.images[i]}: {e} (see --crop/--resize)") from None
-        probs = _probabilities(graph, outs[graph.outputs()[0]])
+        from .exec.agreement import probabilities
+        probs = probabilities(graph, outs[graph.outputs()[0]])
         for j, p in enumerate(probs):
             top = np.argsort(-p, kind="stable")[: args.top]
             r = {"image": args.images[i + j],
