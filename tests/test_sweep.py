@@ -203,6 +203,25 @@ set:
         assert_row_equals(row.iloc[0], expected_row(json.loads(a.stdout), comps, True), f"cli huffman={flag}")
 
 
+def test_csv_text_without_pandas_equals_pandas_to_csv(tmp_path):
+    """The command line writes .csv chunks without pandas; the bytes are pandas' to_csv bytes
+    (floats, missing integers of error rows, booleans, quoting)."""
+    from sqsim.sweep.evaluate import Evaluator, to_csv_text, to_frame
+    spec = tmp_path / "c.yaml"
+    spec.write_text(f"""
+networks: [{ARCHS}/squeezenet.yaml]
+compression: {{huffman: [false, true], dense: [false, true]}}
+hardware: [{{model: {HWMODELS}/systolic.yaml, set: {{memory.ifmap_sram.capacity: [16B, 64KiB]}}}}]
+set: {{energy.mac: [1 pJ, 0.3 pJ], memory.dram.bandwidth: [1e9, 2.5e9]}}
+""")
+    plan = SweepPlan(spec)
+    ids = np.arange(plan.n_points)
+    cols = Evaluator(plan).evaluate(ids)
+    df = to_frame(plan, cols, ids)
+    assert df["error"].notna().any() and df["error"].isna().any()
+    assert to_csv_text(plan, cols, ids) == df.to_csv(index=False)
+
+
 def test_layer_cache_keeps_analyze_reports_identical():
     from sqsim.analysis.tables import to_json
     g = load(ARCHS / "squeezenet.yaml")

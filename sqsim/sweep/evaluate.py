@@ -295,6 +295,37 @@ def _objects(values) -> np.ndarray:
     return out
 
 
+def to_csv_text(plan, cols: dict, ids, header: bool = True) -> str:
+    """The CSV text ``to_frame(plan, cols, ids).to_csv(index=False)`` gives, without pandas (the
+    command line's ``.csv`` path does not pay for importing it): floats as numpy prints them
+    (shortest round-trip repr), integers and booleans as Python prints them, missing values empty,
+    minimal quoting, ``\n`` line ends."""
+    import csv
+    import io
+    schema = column_schema(plan)
+    out = []
+    for name, kind in schema:
+        v = cols[name] if name != "point" else np.asarray(ids, dtype=np.int64)
+        if kind == "float":
+            f = np.asarray(v, dtype=np.float64)
+            text = f.astype(str).astype(object)
+            text[np.isnan(f)] = ""
+        elif kind in ("int", "bool"):
+            f = np.asarray(v, dtype=np.float64)
+            text = np.empty(len(f), dtype=object)
+            for i, x in enumerate(f.tolist()):
+                text[i] = "" if x != x else (str(int(x)) if kind == "int" else str(x != 0))
+        else:
+            text = np.array(["" if x is None else str(x) for x in v] + [None], dtype=object)[:-1]
+        out.append(text)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    if header:
+        w.writerow([n for n, _ in schema])
+    w.writerows(zip(*out))
+    return buf.getvalue()
+
+
 def to_frame(plan, cols: dict, ids=None):
     """A pandas DataFrame with the plan's column types."""
     import pandas as pd
