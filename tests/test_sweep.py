@@ -222,6 +222,24 @@ set: {{energy.mac: [1 pJ, 0.3 pJ], memory.dram.bandwidth: [1e9, 2.5e9]}}
     assert to_csv_text(plan, cols, ids) == df.to_csv(index=False)
 
 
+def test_cli_csv_sweep_and_analyze_json_import_no_heavy_modules(tmp_path):
+    """Start-up is most of a small sweep's time: `sqsim sweep -o OUT.csv` and `sqsim analyze --format
+    json --huffman` load neither pandas/pyarrow nor networkx, Numba, matplotlib, rich or dask."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"networks: [{ARCHS}/squeezenet.yaml]\nhardware: [{HWMODELS}/systolic.yaml]\n"
+                    f"compression: {{huffman: [true]}}\n")
+    heavy = ("pandas", "pyarrow", "networkx", "numba", "llvmlite", "matplotlib", "rich", "dask")
+    for argv in (["sweep", str(spec), "-o", str(tmp_path / "o.csv"), "--no-progress"],
+                 ["analyze", "archs/squeezenet.yaml", "--hw", "hwmodels/fpga.yaml", "--format", "json", "--huffman"]):
+        code = ("import sys, io, contextlib\nfrom sqsim.cli import main\n"
+                "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+                f"    rc = main({argv!r})\n"
+                f"print(rc, sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))\n")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+        assert out.stdout.strip() == "0 []", (argv[0], out.stdout, out.stderr[-2000:])
+    assert (tmp_path / "o.csv").read_text().count("\n") == 2
+
+
 def test_layer_cache_keeps_analyze_reports_identical():
     from sqsim.analysis.tables import to_json
     g = load(ARCHS / "squeezenet.yaml")
