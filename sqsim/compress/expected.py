@@ -43,7 +43,7 @@ import numpy as np
 from .accounting import huffman_table_bytes
 
 MAX_SAMPLE = 1 << 20     # weights in the He-normal sample of a layer (larger layers: a sample this size)
-MIN_SAMPLE = 1 << 16     # a smaller layer is drawn ceil(MIN_SAMPLE / weights) times (mean of the draws)
+MIN_SAMPLE = 1 << 15     # a smaller layer is drawn ceil(MIN_SAMPLE / weights) times (mean of the draws)
 MAX_DRAWS = 16
 SAMPLE_SEED = 2016       # fixed: the model is a deterministic function of the profile
 _TAIL = 1e-15            # gap probabilities below this (relative) are dropped
