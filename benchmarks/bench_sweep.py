@@ -8,12 +8,15 @@
    layer cache (plan and analyses included).  *Cached*: the same sweep again in that process
    with its layer cache.  Peer: ``analyze()`` per point without a cache, on random points of the
    same sweep (what a loop over ``sqsim analyze`` does in process).
-2. With ``SQSIM_SCALESIM_PYTHON`` (a Python with ``scalesim``, which needs numpy<2.4): SCALE-Sim
-   simulating every conv layer of SqueezeNet for a handful of (array, dataflow) points, against
-   sqsim sweeping the same points in a fresh process (cold); alternating, one tool per process.
-   Ratio = SCALE-Sim seconds per point / sqsim seconds per point (sqsim's sweep throughput, cold
-   and cached, and the same points swept alone, process start-up included).  SCALE-Sim takes
-   minutes per point (``--scalesim-runs``, default 1).
+2. SCALE-Sim's peer: with ``SQSIM_SCALESIM_PYTHON`` (a Python with ``scalesim``, which needs
+   numpy<2.4), SCALE-Sim simulating every conv layer of SqueezeNet for a handful of (array,
+   dataflow) points, against sqsim sweeping the same points from the command line, each run a
+   fresh process with start-up and imports included (``python -m sqsim sweep SPEC -o OUT.csv``,
+   and ``OUT.parquet``), alternating, one tool per process.  Ratio = SCALE-Sim seconds per point /
+   sqsim seconds per point (also against sqsim's sweep throughput, cold and cached).  SCALE-Sim
+   takes minutes per point (``--scalesim-runs``, default 1): sqsim's side is run ``--sqsim-runs``
+   times per round.  Without SCALE-Sim, ``--scalesim-s-per-point S`` gives the ratio against a
+   SCALE-Sim figure measured earlier (printed as such).
 3. ``--million``: a 1,000,000-point sweep streamed to parquet in a fresh process: points/s and
    peak RSS.
 
@@ -129,11 +132,23 @@ SCALESIM_POINTS = [(16, 16, "os"), (32, 32, "os"), (32, 32, "ws"), (64, 64, "ws"
 DF = {"os": "output_stationary", "ws": "weight_stationary", "is": "input_stationary"}
 
 
-def bench_scalesim(runs: int, rates: dict) -> None:
+def sqsim_cli_seconds(spec: dict, suffix: str) -> float:
+    """Wall seconds of ``python -m sqsim sweep SPEC -o OUT<suffix>`` in a fresh process."""
+    import yaml
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "spec.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        t = time.perf_counter()
+        r = subprocess.run([sys.executable, "-m", "sqsim", "sweep", str(path), "-o", str(Path(tmp) / f"out{suffix}"),
+                            "--no-progress"], capture_output=True, text=True, cwd=REPO)
+        dt = time.perf_counter() - t
+    if r.returncode:
+        raise SystemExit(f"sqsim sweep failed:\n{r.stderr}")
+    return dt
+
+
+def bench_scalesim(runs: int, sq_runs: int, rates: dict, earlier: float | None = None) -> None:
     python = os.environ.get("SQSIM_SCALESIM_PYTHON")
-    if not python:
-        print("\n2. SCALE-Sim peer skipped (set SQSIM_SCALESIM_PYTHON to a Python with scalesim, numpy<2.4)")
-        return
     spec = importlib.util.spec_from_file_location("mk", REPO / "tests" / "tools" / "make_scalesim_reference.py")
     mk = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mk)
@@ -143,21 +158,37 @@ def bench_scalesim(runs: int, rates: dict) -> None:
                "hardware": [{"model": SPEC_100K["hardware"][0],
                              "set": {"array.rows": [r], "array.cols": [c], "dataflow": [DF[d]]}}
                             for r, c, d in points]}
-    ss, sq = [], []
-    for _ in range(runs):
-        t = time.perf_counter()
-        for r, c, d in points:
-            mk.run_scalesim(python, r, c, d, layers)
-        ss.append((time.perf_counter() - t) / len(points))
-        t = time.perf_counter()
-        child(sq_spec, "sweep")
-        sq.append((time.perf_counter() - t) / len(points))
-    s_med = statistics.median(ss)
-    print(f"\n2. SCALE-Sim v3 ({python}) on SqueezeNet's {len(layers)} conv layers, {len(points)} points "
-          f"({', '.join(f'{r}x{c} {d}' for r, c, d in points)})")
-    print(f"   SCALE-Sim: {s_med:.2f} s per point (median; min {min(ss):.2f})")
-    print(f"   sqsim, the same {len(points)} points in a fresh process (start-up included): "
-          f"{statistics.median(sq):.3f} s per point -> {s_med / statistics.median(sq):,.0f}x")
+    ss, sq = [], {".csv": [], ".parquet": []}
+    for _ in range(runs if python else 1):
+        if python:
+            t = time.perf_counter()
+            for r, c, d in points:
+                mk.run_scalesim(python, r, c, d, layers)
+            ss.append((time.perf_counter() - t) / len(points))
+        for _ in range(sq_runs):
+            for suffix in sq:
+                sq[suffix].append(sqsim_cli_seconds(sq_spec, suffix) / len(points))
+    where = f"({', '.join(f'{r}x{c} {d}' for r, c, d in points)})"
+    pyc = "off: sqsim's modules compiled from source every run" if os.environ.get("PYTHONDONTWRITEBYTECODE") \
+        else "on"
+    print(f"\n2. SqueezeNet's {len(layers)} conv layers, {len(points)} points {where}; bytecode cache {pyc}")
+    for suffix, xs in sq.items():
+        print(f"   sqsim sweep -o OUT{suffix}, fresh process each (start-up and imports included), "
+              f"{len(xs)} runs: {statistics.median(xs) * len(points):.3f} s for the {len(points)} points "
+              f"(min {min(xs) * len(points):.3f}) = {statistics.median(xs):.4f} s per point")
+    if python:
+        s_med, label = statistics.median(ss), f"SCALE-Sim v3 ({python}), measured in this run"
+        print(f"   {label}: {s_med:.2f} s per point (median of {len(ss)}; min {min(ss):.2f})")
+    elif earlier:
+        s_med, label = earlier, "SCALE-Sim v3, an earlier measurement (--scalesim-s-per-point; not run here)"
+        print(f"   {label}: {s_med:.2f} s per point")
+    else:
+        print("   SCALE-Sim peer skipped (set SQSIM_SCALESIM_PYTHON to a Python with scalesim, numpy<2.4, "
+              "or give --scalesim-s-per-point)")
+        return
+    for suffix, xs in sq.items():
+        print(f"   ratio, sqsim -o OUT{suffix}: {s_med / statistics.median(xs):,.0f}x (median), "
+              f"{s_med / min(xs):,.0f}x (sqsim's min)")
     for name, rate in rates.items():
         print(f"   sqsim sweep throughput, {name}: {1 / rate * 1e6:,.1f} us per point -> {s_med * rate:,.0f}x")
 
@@ -177,11 +208,15 @@ def main(argv=None) -> int:
     ap.add_argument("--peer-points", type=int, default=20)
     ap.add_argument("--scalesim-runs", type=int, default=1,
                     help="SCALE-Sim rounds (each takes 10-20 minutes on 2 cores: 16x16 alone about 10)")
+    ap.add_argument("--sqsim-runs", type=int, default=5, help="sqsim command-line runs per SCALE-Sim round")
+    ap.add_argument("--scalesim-s-per-point", type=float, metavar="S",
+                    help="without SQSIM_SCALESIM_PYTHON: a SCALE-Sim figure measured earlier, for the ratio")
+    ap.add_argument("--skip-throughput", action="store_true", help="skip section 1 (the 108,000-point sweep)")
     ap.add_argument("--million", action="store_true", help="also run the 1,000,000-point sweep (about 2 minutes)")
     args = ap.parse_args(argv)
     print(f"machine: {os.cpu_count()} CPU(s) (shared: figures are noisy when others load it)")
-    rates = bench_100k(args.runs, args.peer_points)
-    bench_scalesim(args.scalesim_runs, rates)
+    rates = {} if args.skip_throughput else bench_100k(args.runs, args.peer_points)
+    bench_scalesim(args.scalesim_runs, args.sqsim_runs, rates, args.scalesim_s_per_point)
     if args.million:
         bench_million()
     return 0

@@ -19,6 +19,9 @@ def register(sub) -> None:
                    help="an actual compressed model (.sqz, or a released .net read with ARCH's layers)")
     p.add_argument("--prototxt", help="network definition for a released .net model (default: ARCH)")
     p.add_argument("--explain", metavar="LAYER", help="print LAYER's loop nest and traffic terms")
+    p.add_argument("--huffman", action="store_true",
+                   help="model.stored_bytes (and the compression ratio) is the Huffman-coded P+Q+H size; no "
+                        "hardware model decodes Huffman, so traffic and fit stay at fixed width")
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("compare", help="side-by-side analysis of networks on hardware models",
@@ -117,7 +120,7 @@ def cmd_analyze(args) -> int:
 def _emit(args, report) -> None:
     from .analysis.tables import render_report, rows_csv, to_json
     if args.format == "json":
-        data = report.to_dict()
+        data = report.to_dict(huffman=args.huffman)
         if args.explain:
             from .analysis.explain import explain_data
             data["explain"] = explain_data(report, args.explain)
@@ -128,6 +131,11 @@ def _emit(args, report) -> None:
         from .console import make_console
         console = make_console()
         render_report(report, console)
+        if args.huffman and report.huffman_bytes is not None:
+            from .units import format_bytes
+            console.print(f"Huffman-coded (P+Q+H): {format_bytes(report.huffman_bytes)} "
+                          f"({report.dense_fp32_bytes / report.huffman_bytes:.1f}x smaller than dense fp32; stored "
+                          f"off-chip, {report.hw.name} reads the fixed-width codes)", highlight=False, markup=False)
         if args.explain:
             from .analysis.explain import explain_text
             console.print()

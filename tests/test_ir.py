@@ -184,3 +184,26 @@ def test_vgg16_and_mobilenet_counts():
     mb = load(ARCHS / "mobilenet_v1.yaml")
     assert round(mb.totals().weights / 1e6, 1) == 4.2
     assert round(mb.totals().macs / 1e6) == 569
+
+
+def test_topological_order_and_nx_view_match_networkx():
+    """The graph orders layers without networkx; its order is networkx's lexicographical
+    topological sort (file order among ready layers), and ``.nx`` is the same DAG."""
+    import networkx as nx
+    from tests.conftest import ARCHS
+    from sqsim.ir import load
+    for path in sorted(ARCHS.glob("*.yaml")):
+        g = load(path)
+        file_order = {l.name: i for i, l in enumerate(sorted(g, key=lambda l: list(g.nx.nodes).index(l.name)))}
+        assert g.order == list(nx.lexicographical_topological_sort(g.nx, key=file_order.__getitem__)), path
+        assert all(g.nx.nodes[n]["info"] == g.info(n) for n in g.order)
+        assert g.outputs() == [n for n in g.order if g.nx.out_degree(n) == 0]
+        for n in g.order:
+            assert g.consumers(n) == sorted(g.nx.successors(n), key=g.order.index)
+    # layers listed out of order, with a branch: ready layers go in file order
+    from sqsim.ir import Graph, Layer
+    layers = [Layer("b", "relu", ("a",)), Layer("c", "relu", ("data",)), Layer("out", "add", ("b", "c")),
+              Layer("a", "relu", ("data",)), Layer("data", "input", shape=(3, 4, 4))]
+    g = Graph(layers)
+    assert g.order == list(nx.lexicographical_topological_sort(g.nx, key=[l.name for l in layers].index))
+    assert g.order == ["data", "c", "a", "b", "out"]

@@ -46,7 +46,7 @@ def _graph_for(plan, net, comp):
     return Graph(layers, name=g.name)
 
 
-def expected_row(report_json: dict, components) -> dict:
+def expected_row(report_json: dict, components, huffman_columns: bool = False) -> dict:
     """The sweep's columns as ``sqsim analyze --format json`` names them in totals/fit/model."""
     j = report_json
     t, f = j["totals"], j["fit"]
@@ -63,6 +63,9 @@ def expected_row(report_json: dict, components) -> dict:
             e[f"dram_{d}_{op}"] = t[f"dram_{d}"][op]
     for k in components:
         e[f"energy_{k}_j"] = t["energy_breakdown_j"].get(k, 0.0)
+    if huffman_columns:
+        e["stored_bytes"] = j["model"]["stored_bytes"]
+        e["huffman_bytes"] = j["model"].get("huffman_bytes", math.nan)
     return e
 
 
@@ -158,6 +161,85 @@ set:
     assert other["weight_bytes"] > row.iloc[0]["weight_bytes"]
 
 
+def test_huffman_axis_rows_equal_analyze_with_and_without_the_flag(tmp_path):
+    """compression.huffman: each row is `sqsim analyze [--huffman] --format json` of its point:
+    stored_bytes / compression_ratio follow the flag, huffman_bytes is there either way, and no
+    hardware column moves (no model decodes Huffman)."""
+    spec = tmp_path / "h.yaml"
+    spec.write_text(f"""
+networks: [{ARCHS}/squeezenet.yaml, {{generator: {{sr: [0.25]}}}}]
+compression: {{huffman: [false, true], density_scale: [0.5, 1.0], dense: [false, true]}}
+hardware: [{HWMODELS}/fpga.yaml, {{model: {HWMODELS}/eie.yaml, set: {{runs: [{ALL_RUNS}]}}}}]
+set:
+  energy.mac: [1 pJ, 4 pJ]
+""")
+    plan = SweepPlan(spec)
+    df = run(spec, progress=False)
+    assert len(df) == plan.n_points == 2 * 8 * 2 * 2 and df["error"].isna().all()
+    seen = set()
+    for _, row in df.iterrows():
+        i = int(row["point"])
+        d = plan.decode(np.array([i]))
+        c = plan.compressions[d["compression"][0]]
+        b = plan.bases[d["base"][0]]
+        g = _graph_for(plan, d["network"][0], d["compression"][0])
+        r = analyze(g, load_hw(b.path, plan.hardware_overrides(np.array([i]))[0]), dense=c["dense"])
+        exp = expected_row(json.loads(json.dumps(r.to_dict(huffman=c["huffman"]))), plan.energy_components, True)
+        assert_row_equals(row, exp, f"point {i} {c}")
+        assert bool(row["huffman"]) == c["huffman"]
+        seen.add((c["huffman"], c["dense"], row["stored_bytes"] == row["weight_bytes"]))
+    # Huffman changes the stored size of compressed points only; dense points have none
+    assert seen == {(False, False, True), (True, False, False), (False, True, True), (True, True, True)}
+    # the default point against the CLI itself, with and without --huffman
+    for flag in (True, False):
+        row = df[(df.network == "squeezenet_v1.0") & (df.huffman == flag) & (df.density_scale == 1.0)
+                 & ~df.dense & (df.hardware == "fpga_zynq7045") & (df["energy.mac"] == "4 pJ")]
+        a = subprocess.run([sys.executable, "-m", "sqsim.cli", "analyze", "archs/squeezenet.yaml", "--hw",
+                            "hwmodels/fpga.yaml", "--set", "energy.mac=4pJ", "--format", "json"]
+                           + (["--huffman"] if flag else []), capture_output=True, text=True, cwd=REPO)
+        assert a.returncode == 0, a.stderr
+        comps = [k for k in plan.energy_components]
+        assert len(row) == 1
+        assert_row_equals(row.iloc[0], expected_row(json.loads(a.stdout), comps, True), f"cli huffman={flag}")
+
+
+def test_csv_text_without_pandas_equals_pandas_to_csv(tmp_path):
+    """The command line writes .csv chunks without pandas; the bytes are pandas' to_csv bytes
+    (floats, missing integers of error rows, booleans, quoting)."""
+    from sqsim.sweep.evaluate import Evaluator, to_csv_text, to_frame
+    spec = tmp_path / "c.yaml"
+    spec.write_text(f"""
+networks: [{ARCHS}/squeezenet.yaml]
+compression: {{huffman: [false, true], dense: [false, true]}}
+hardware: [{{model: {HWMODELS}/systolic.yaml, set: {{memory.ifmap_sram.capacity: [16B, 64KiB]}}}}]
+set: {{energy.mac: [1 pJ, 0.3 pJ], memory.dram.bandwidth: [1e9, 2.5e9]}}
+""")
+    plan = SweepPlan(spec)
+    ids = np.arange(plan.n_points)
+    cols = Evaluator(plan).evaluate(ids)
+    df = to_frame(plan, cols, ids)
+    assert df["error"].notna().any() and df["error"].isna().any()
+    assert to_csv_text(plan, cols, ids) == df.to_csv(index=False)
+
+
+def test_cli_csv_sweep_and_analyze_json_import_no_heavy_modules(tmp_path):
+    """Start-up is most of a small sweep's time: `sqsim sweep -o OUT.csv` and `sqsim analyze --format
+    json --huffman` load neither pandas/pyarrow nor networkx, Numba, matplotlib, rich or dask."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"networks: [{ARCHS}/squeezenet.yaml]\nhardware: [{HWMODELS}/systolic.yaml]\n"
+                    f"compression: {{huffman: [true]}}\n")
+    heavy = ("pandas", "pyarrow", "networkx", "numba", "llvmlite", "matplotlib", "rich", "dask")
+    for argv in (["sweep", str(spec), "-o", str(tmp_path / "o.csv"), "--no-progress"],
+                 ["analyze", "archs/squeezenet.yaml", "--hw", "hwmodels/fpga.yaml", "--format", "json", "--huffman"]):
+        code = ("import sys, io, contextlib\nfrom sqsim.cli import main\n"
+                "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+                f"    rc = main({argv!r})\n"
+                f"print(rc, sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))\n")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+        assert out.stdout.strip() == "0 []", (argv[0], out.stdout, out.stderr[-2000:])
+    assert (tmp_path / "o.csv").read_text().count("\n") == 2
+
+
 def test_layer_cache_keeps_analyze_reports_identical():
     from sqsim.analysis.tables import to_json
     g = load(ARCHS / "squeezenet.yaml")
@@ -178,7 +260,7 @@ def test_layer_cache_keeps_analyze_reports_identical():
     ("networks: [ARCH]\nhardware: [HW]\nset:\n  policies.activations: [on_chip, dram]\n", 4,
      "on_chip needs one on-chip buffer"),
     ("networks: [ARCH]\nhardware: [HW]\nset:\n  array.rows: [8, 0]\n", 4, "must be a positive integer"),
-    ("networks: [ARCH]\nhardware: [HW]\ncompression:\n  huffman: [false, true]\n", 4, "huffman: true is not modelled"),
+    ("networks: [ARCH]\nhardware: [HW]\ncompression:\n  huffman: [false, 2]\n", 4, "huffman: expected true or false"),
     ("networks:\n  - generator: {sr: [0.1], nope: [1]}\nhardware: [HW]\n", 2, "unknown metaparameter 'nope'"),
     ("networks:\n  - generator: {sr: [0.5, 1.5]}\nhardware: [HW]\n", 2, "SR must be in (0, 1]"),
     ("networks: [ARCH]\nhardware: [EIE]\n", 2, "impossible combination"),

@@ -125,18 +125,26 @@ def run_weighted_layers(graph, hw) -> list:
 def storages(graph, hw, weights=None, dense: bool = False) -> dict[str, WeightStorage]:
     """Every weighted layer's :class:`WeightStorage` on ``hw`` (of those it runs): dense, from the
     graph's compression profiles, or from an actual compressed model (``weights``)."""
+    return storages_and_sizes(graph, hw, weights, dense)[0]
+
+
+def storages_and_sizes(graph, hw, weights=None, dense: bool = False) -> tuple[dict, dict]:
+    """:func:`storages` and the accounting record each came from: ``({layer: WeightStorage},
+    {layer: LayerSize or None})`` (None: dense)."""
     sizes = layer_sizes_from(weights, graph)
-    out = {}
+    out, records = {}, {}
     for layer in run_weighted_layers(graph, hw):
         info = graph.info(layer.name)
         if sizes is not None:
-            out[layer.name] = weight_storage(info, hw, sizes[layer.name], "model", layer.groups)
+            size, source = sizes[layer.name], "model"
         elif dense or info.compression is None:
-            out[layer.name] = weight_storage(info, hw, None, "dense", layer.groups)
+            size, source = None, "dense"
         else:
             from ..compress.accounting import profile_layer_bytes
-            out[layer.name] = weight_storage(info, hw, profile_layer_bytes(info), "profile", layer.groups)
-    return out
+            size, source = profile_layer_bytes(info), "profile"
+        out[layer.name] = weight_storage(info, hw, size, source, layer.groups)
+        records[layer.name] = size
+    return out, records
 
 
 def working_set_bytes(info, layer, hw) -> dict:
@@ -227,7 +235,7 @@ def analyze(graph, hw, weights=None, batch: int | None = None, act_density=None,
         raise SqsimError(f"batch must be a positive integer, got {batch!r}")
     if weights is not None and dense:
         raise SqsimError("give either a compressed model (weights) or dense=True, not both")
-    stores = storages(graph, hw, weights, dense)
+    stores, sizes = storages_and_sizes(graph, hw, weights, dense)
     dens = resolve_densities(graph, act_density)
     f = fit(graph, hw, stores)
     plan = plan_activations(graph, hw, batch, stores, f)
@@ -279,4 +287,4 @@ def analyze(graph, hw, weights=None, batch: int | None = None, act_density=None,
     return NetworkReport(network=graph.name, hardware=hw.name, hw=hw, batch=batch, weights_source=source,
                          layers=tuple(costs), total=total, fit=f, storages=stores,
                          input_densities=densities, dense_fp32_bytes=FP32_BYTES * graph.totals().params,
-                         activations=plan, densities=dens, not_run=tuple(not_run))
+                         activations=plan, densities=dens, not_run=tuple(not_run), sizes=sizes)

@@ -7,6 +7,7 @@ frames per second its inverse; the batch's latency is ``per_batch.latency_s``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from ..hw.cost import LayerCost
 from .network import Fit
@@ -61,6 +62,8 @@ class NetworkReport:
         Every tensor's density and where it came from (:mod:`sqsim.analysis.densities`).
     not_run : tuple of str
         Layers the hardware does not run (left to the host, not costed).
+    sizes : dict or None
+        ``{layer: LayerSize or None}``: the accounting record each storage came from (None: dense).
     """
     network: str
     hardware: str
@@ -76,6 +79,7 @@ class NetworkReport:
     activations: object = None
     densities: object = None
     not_run: tuple = ()
+    sizes: dict | None = None
 
     # --- per inference -------------------------------------------------------------------------
     @property
@@ -114,6 +118,23 @@ class NetworkReport:
     def weight_bytes(self) -> float:
         return self.fit.weight_bytes
 
+    @cached_property
+    def huffman_bytes(self) -> float | None:
+        """The weights as stored here with their code and index streams Huffman-coded (P+Q+H,
+        :func:`sqsim.hw.storage.huffman_storage_bytes`; expected sizes for a profile, actual ones
+        for a compressed model); None when no compression applies (dense).  No hardware model
+        reads Huffman, so traffic and fit use :attr:`weight_bytes`."""
+        if self.weights_source == "dense" or self.sizes is None:
+            return None
+        from ..hw.storage import huffman_storage_bytes
+        return float(sum(huffman_storage_bytes(st, self.sizes.get(n), self.hw) for n, st in self.storages.items()))
+
+    def stored_bytes(self, huffman: bool = False) -> float:
+        """``model.stored_bytes``: :attr:`weight_bytes`, or with ``huffman`` the P+Q+H size
+        (:attr:`huffman_bytes`; unchanged where no compression applies)."""
+        hb = self.huffman_bytes if huffman else None
+        return self.fit.weight_bytes if hb is None else hb
+
     def _cost_dict(self, c: LayerCost) -> dict:
         b = self.batch
         d = {"cycles": _num(c.cycles / b), "compute_cycles": _num(c.compute_cycles / b),
@@ -136,9 +157,13 @@ class NetworkReport:
             d["active_pes"] = c.active_pes
         return d
 
-    def to_dict(self) -> dict:
+    def to_dict(self, huffman: bool = False) -> dict:
         """Plain JSON-ready data: ``layers`` (each with ``name``, ``cycles``, ``dram_bytes``,
-        ``energy_j``, ``mapping``...), ``totals``, ``per_batch``, ``fit``, ``model``, ``hardware``."""
+        ``energy_j``, ``mapping``...), ``totals``, ``per_batch``, ``fit``, ``model``, ``hardware``.
+
+        ``model.huffman_bytes`` (where a compression applies) is the P+Q+H size; ``huffman``
+        (``sqsim analyze --huffman``) makes it ``model.stored_bytes`` (and the compression ratio's
+        denominator); ``model.huffman`` says which one ``stored_bytes`` is."""
         layers = []
         for c in self.layers:
             d = {"name": c.name, "op": c.op, **self._cost_dict(c), "bound": c.bound, "mapping": mapping_dict(c)}
@@ -156,12 +181,16 @@ class NetworkReport:
         t = self.total
         per_batch = {"batch": self.batch, "cycles": t.cycles, "latency_s": t.cycles / self.clock_hz,
                      "dram_bytes": _num(float(t.dram_bytes)), "energy_j": t.energy_j}
+        stored = self.stored_bytes(huffman)
         model = {"source": self.weights_source, "dense_fp32_bytes": self.dense_fp32_bytes,
-                 "stored_bytes": _num(float(self.fit.weight_bytes)),
-                 "compression_ratio": self.dense_fp32_bytes / self.fit.weight_bytes if self.fit.weight_bytes else None,
+                 "stored_bytes": _num(float(stored)),
+                 "compression_ratio": self.dense_fp32_bytes / stored if stored else None,
                  "layers": {n: {"stream_bytes": _num(float(s.stream_bytes)), "fixed_bytes": _num(float(s.fixed_bytes)),
                                 "entries": s.entries, "nonzeros": s.nonzeros}
                             for n, s in self.storages.items()}}
+        if self.huffman_bytes is not None:
+            model["huffman_bytes"] = _num(self.huffman_bytes)
+            model["huffman"] = bool(huffman)
         hw = self.hw
         hardware = {"name": hw.name, "source": hw.source, "dataflow": hw.dataflow, "clock_hz": hw.clock_hz,
                     "array": {"rows": hw.array.rows, "cols": hw.array.cols,

@@ -25,7 +25,8 @@ Storage follows from a layer's :class:`~sqsim.ir.Compression` profile (:func:`st
 :func:`profile_layer_bytes` computes the record from the profile alone (no weights), with the
 expected number of fillers for randomly placed kept weights (:func:`sqsim.compress.sparse.expected_fillers`);
 :func:`compressed_layer_size` computes it from an actual compressed layer, with exact fillers and
-Huffman sizes.  Records add (``a + b``) so per-layer sizes sum to totals.
+Huffman sizes; ``profile_layer_bytes(..., huffman=True)`` adds the *expected* Huffman sizes of a
+profile (:mod:`sqsim.compress.expected`).  Records add (``a + b``) so per-layer sizes sum to totals.
 """
 from __future__ import annotations
 
@@ -242,7 +243,7 @@ def _sizes(name, storage, weights, biases, nonzeros, fillers, weight_bits, index
         bias_bytes=FP32_BYTES * biases, **extra)
 
 
-def profile_layer_bytes(info, compression=None, *, fillers: int | None = None) -> LayerSize:
+def profile_layer_bytes(info, compression=None, *, fillers: int | None = None, huffman: bool = False) -> LayerSize:
     """Storage of a layer from its compression profile alone (no weights).
 
     Parameters
@@ -255,11 +256,15 @@ def profile_layer_bytes(info, compression=None, *, fillers: int | None = None) -
         The exact number of fillers, when known.  Default: the expectation for kept weights at
         uniformly random positions, rounded to the nearest integer (see
         :func:`sqsim.compress.sparse.expected_fillers`).
+    huffman : bool
+        Also fill in the expected Huffman-coded sizes (:func:`sqsim.compress.expected.expected_huffman`),
+        so that ``pqh_bytes`` is the expected P+Q+H size.
 
     Returns
     -------
     LayerSize
-        ``nonzeros = compression.kept(weights)`` (``ceil(weights * density)``); Huffman sizes None.
+        ``nonzeros = compression.kept(weights)`` (``ceil(weights * density)``); Huffman sizes None
+        unless ``huffman``.
 
     Examples
     --------
@@ -282,8 +287,12 @@ def profile_layer_bytes(info, compression=None, *, fillers: int | None = None) -
     elif fillers is None:
         fillers = int(round(expected_fillers(info.weights, kept, index_bits)))
         exact = False
-    return _sizes(info.name, storage, info.weights, info.biases, kept, int(fillers), weight_bits, index_bits,
+    size = _sizes(info.name, storage, info.weights, info.biases, kept, int(fillers), weight_bits, index_bits,
                   fillers_exact=exact)
+    if huffman:
+        from .expected import expected_huffman
+        size = expected_huffman(size)
+    return size
 
 
 def huffman_bytes(symbols: np.ndarray, bits: int) -> int:

@@ -148,3 +148,44 @@ def _fixed_format(info, hw, size, source, groups) -> WeightStorage:
         fixed += pointers
     return WeightStorage(info.name, info.weights, info.biases, stream, fixed, entries, nonzeros, True,
                          index_bits is not None, "dense" if size is None else source, pointer, pointers)
+
+
+def huffman_storage_bytes(storage: WeightStorage, size, hw) -> float:
+    """A layer's weights as ``storage`` holds them on ``hw``, with the code and index streams
+    Huffman-coded instead of fixed width (Deep Compression section 4, P+Q+H): what the model
+    takes stored off-chip that way.  Codebook, biases and column pointers stay as they are; each
+    coded stream adds its table (one length byte per symbol, as ``.sqz`` stores it).
+
+    No shipped hardware model decodes Huffman (EIE reads fixed 4-bit codes and indices; Deep
+    Compression keeps Huffman for off-chip storage only), so this size changes no traffic or fit:
+    it is the ``model.huffman_bytes`` of ``sqsim analyze`` (docs/models.md).
+
+    Parameters
+    ----------
+    storage : WeightStorage
+    size : sqsim.compress.accounting.LayerSize or None
+        The accounting record ``storage`` came from (None: dense, nothing to code).  A profile's
+        record without Huffman sizes gets the expected ones
+        (:func:`sqsim.compress.expected.expected_huffman`); an actual model's has its own.
+    hw : sqsim.hw.HardwareSpec
+        A fixed weight format (``weight_format.code_bits``) re-encodes the weights: its streams'
+        expected Huffman sizes are used.
+    """
+    from ..compress.accounting import LayerSize
+    from ..compress.expected import expected_huffman
+    fmt = hw.weight_format
+    if fmt.code_bits is not None:
+        ib = fmt.index_bits
+        s = LayerSize(storage.name, "sparse_codes" if ib is not None else "dense_codes", storage.weights,
+                      storage.biases, storage.nonzeros, storage.entries - storage.nonzeros if ib is not None else 0,
+                      storage.entries, fmt.code_bits, ib, 0, 0, 0, 0)
+        s = expected_huffman(s)
+        return storage.fixed_bytes + s.huffman_codes_bytes + s.huffman_index_bytes + s.huffman_table_bytes
+    if size is None or size.storage == "dense_fp32":
+        return storage.total_bytes
+    if size.huffman_codes_bytes is None:
+        size = expected_huffman(size)
+    coded = size.huffman_index_bytes + size.huffman_table_bytes - size.index_bytes
+    if size.weight_bits is not None:                       # codes coded too (fp32 values are not)
+        coded += size.huffman_codes_bytes - size.codes_bytes
+    return storage.total_bytes + coded

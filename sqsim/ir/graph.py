@@ -1,5 +1,6 @@
-"""The layer graph: named :class:`Layer` nodes on a networkx DiGraph, validated and shape-inferred
-once, at construction.
+"""The layer graph: named :class:`Layer` nodes of a DAG, validated and shape-inferred once, at
+construction.  :attr:`Graph.nx` gives it as a networkx DiGraph (networkx loads on first use: the
+topological order and the checks need only the standard library).
 
 >>> from sqsim.ir import Graph, Layer
 >>> g = Graph([Layer("data", "input", shape=(3, 8, 8)),
@@ -9,15 +10,17 @@ once, at construction.
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
-from typing import Iterable, Iterator
-
-import networkx as nx
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from ..errors import GraphError, LimitError, short
 from ..limits import check
 from .layer import WEIGHTED_OPS, Layer, LayerInfo
 from .shapes import check_sizes, infer
+
+if TYPE_CHECKING:  # pragma: no cover
+    import networkx as nx
 
 
 @dataclass(frozen=True)
@@ -68,13 +71,12 @@ class Graph:
             line = lines.get(layer_name)
             return f"{source}:{line}: " if source and line else prefix
 
-        g = nx.DiGraph()
-        order = {}
+        order, succ = {}, {}
         for i, layer in enumerate(layers):
             if layer.name in order:
                 raise GraphError(f"{at(layer.name)}layer {layer.name!r}: duplicate layer name")
             order[layer.name] = i
-            g.add_node(layer.name, layer=layer)
+            succ[layer.name] = {}                   # ordered set: edges in insertion order, no duplicates
         for layer in layers:
             if layer.op == "input" and layer.inputs:
                 raise GraphError(f"{at(layer.name)}layer {layer.name!r} (input): an input layer takes no inputs")
@@ -84,38 +86,68 @@ class Graph:
                 if src not in order:
                     raise GraphError(f"{at(layer.name)}layer {layer.name!r} ({layer.op}): input {src!r} is not "
                                      f"produced by any layer")
-                g.add_edge(src, layer.name)
+                succ[src][layer.name] = None
         if not any(l.op == "input" for l in layers):
             raise GraphError(f"{prefix}network {name!r} has no input layer")
-        try:
-            cycle = nx.find_cycle(g)
-        except nx.NetworkXNoCycle:
-            cycle = None
-        if cycle:
+        self._lines = dict(lines)
+        self._layers = {l.name: l for l in layers}
+        self._succ = {n: tuple(s) for n, s in succ.items()}
+        self._nx = None
+        self._order = self._topological_order(order)
+        if self._order is None:
+            import networkx as nx
+            cycle = nx.find_cycle(self.nx)
             path = " -> ".join([e[0] for e in cycle] + [cycle[-1][1]])
             raise GraphError(f"{prefix}the layer graph has a cycle: {path}")
-        self._lines = dict(lines)
-        self._g = g
-        self._order = list(nx.lexicographical_topological_sort(g, key=order.__getitem__))
         self._info: dict[str, LayerInfo] = {}
         for n in self._order:
-            layer = g.nodes[n]["layer"]
+            layer = self._layers[n]
             try:
                 info = infer(layer, tuple(self._info[s].output_shape for s in layer.inputs))
                 check_sizes(info)
             except (GraphError, LimitError) as e:
                 raise type(e)(f"{at(n)}{e}") from None
             self._info[n] = info
-            g.nodes[n]["info"] = info
+
+    def _topological_order(self, order: dict) -> list | None:
+        """Kahn's algorithm, the ready layer listed first in the file going next (what
+        ``networkx.lexicographical_topological_sort(g, key=order)`` gives); None on a cycle."""
+        indegree = dict.fromkeys(order, 0)
+        for n, consumers in self._succ.items():
+            for c in consumers:
+                indegree[c] += 1
+        ready = [(order[n], n) for n, d in indegree.items() if d == 0]
+        heapq.heapify(ready)
+        out = []
+        while ready:
+            _, n = heapq.heappop(ready)
+            out.append(n)
+            for c in self._succ[n]:
+                indegree[c] -= 1
+                if indegree[c] == 0:
+                    heapq.heappush(ready, (order[c], c))
+        return out if len(out) == len(order) else None
 
     # --- access -------------------------------------------------------------------------------
     @property
-    def nx(self) -> nx.DiGraph:
-        """The underlying networkx DiGraph (node attributes ``layer`` and ``info``). Do not mutate."""
-        return self._g
+    def nx(self) -> "nx.DiGraph":
+        """The graph as a networkx DiGraph (node attributes ``layer`` and ``info``), built on first
+        use. Do not mutate."""
+        if self._nx is None:
+            import networkx as nx
+            g = nx.DiGraph()
+            for n, layer in self._layers.items():
+                g.add_node(n, layer=layer)
+                if n in getattr(self, "_info", {}):
+                    g.nodes[n]["info"] = self._info[n]
+            for n, consumers in self._succ.items():
+                for c in consumers:
+                    g.add_edge(n, c)
+            self._nx = g
+        return self._nx
 
     def __iter__(self) -> Iterator[Layer]:
-        return (self._g.nodes[n]["layer"] for n in self._order)
+        return (self._layers[n] for n in self._order)
 
     def __len__(self) -> int:
         return len(self._order)
@@ -136,7 +168,7 @@ class Graph:
 
     def layer(self, name: str) -> Layer:
         try:
-            return self._g.nodes[name]["layer"]
+            return self._layers[name]
         except KeyError:
             raise GraphError(f"network {self.name!r} has no layer {name!r}") from None
 
@@ -165,10 +197,10 @@ class Graph:
 
     def outputs(self) -> list[str]:
         """Layers nobody consumes (the network's outputs)."""
-        return [n for n in self._order if self._g.out_degree(n) == 0]
+        return [n for n in self._order if not self._succ[n]]
 
     def consumers(self, name: str) -> list[str]:
-        return sorted(self._g.successors(name), key=self._order.index)
+        return sorted(self._succ[name], key=self._order.index)
 
     def totals(self) -> Totals:
         infos = self.infos()

@@ -41,10 +41,16 @@ class Structure:
     error: str | None = None
 
 
-def _scalars(r) -> dict:
+HUFFMAN_COLUMNS = [("stored_bytes", "float"), ("huffman_bytes", "float")]   # with a huffman axis
+
+
+def _scalars(r, huffman: bool = False) -> dict:
+    """A report's point-independent columns; ``huffman``: ``stored_bytes`` and the compression
+    ratio as ``sqsim analyze --huffman`` gives them (the hardware figures do not change)."""
     b, t, f = r.batch, r.total, r.fit
+    stored = r.stored_bytes(huffman)
     d = {"batch": b, "weight_bytes": f.weight_bytes, "dense_fp32_bytes": r.dense_fp32_bytes,
-         "compression_ratio": r.dense_fp32_bytes / f.weight_bytes if f.weight_bytes else np.nan,
+         "compression_ratio": r.dense_fp32_bytes / stored if stored else np.nan,
          "weights_on_chip": f.weights_on_chip, "fits": f.fits, "margin_bytes": f.margin_bytes,
          "capacity_bytes": f.capacity_bytes, "working_set_bytes": f.working_set_bytes, "fit_level": f.level,
          "weights_policy": f.policy, "preloaded": f.preloaded, "dram_bytes": float(t.dram_bytes) / b,
@@ -56,6 +62,11 @@ def _scalars(r) -> dict:
         d[f"dram_reads_{op}"] = float(t.dram_reads_bytes.get(op, 0.0)) / b
         d[f"dram_writes_{op}"] = float(t.dram_writes_bytes.get(op, 0.0)) / b
     return d
+
+
+def _huffman_scalars(r, huffman: bool) -> dict:
+    hb = r.huffman_bytes
+    return {"stored_bytes": r.stored_bytes(huffman), "huffman_bytes": np.nan if hb is None else hb}
 
 
 class Evaluator:
@@ -107,7 +118,11 @@ class Evaluator:
             r = analyze(graph, hw, batch=plan.spec.batch, act_density=plan.spec.act_density,
                         dense=plan.compressions[comp]["dense"], cache=self.cache)
             layout, row = action_table(r, graph)
-            s = Structure(layout, row, _scalars(r))
+            huffman = plan.compressions[comp]["huffman"]
+            scalars = _scalars(r, huffman)
+            if "huffman" in plan.compression_axes:
+                scalars.update(_huffman_scalars(r, huffman))
+            s = Structure(layout, row, scalars)
         except SqsimError as e:
             s = Structure(None, None, {}, str(e))
         self._structs[key] = s
@@ -232,7 +247,8 @@ def column_schema(plan) -> list:
         else:
             kind = "str"
         cols.append((p, kind))
-    cols += RESULT_COLUMNS + [(f"energy_{k}_j", "float") for k in plan.energy_components] + TIME_COLUMNS
+    cols += RESULT_COLUMNS + (HUFFMAN_COLUMNS if "huffman" in plan.compression_axes else [])
+    cols += [(f"energy_{k}_j", "float") for k in plan.energy_components] + TIME_COLUMNS
     return cols
 
 
@@ -277,6 +293,37 @@ def _objects(values) -> np.ndarray:
     for i, v in enumerate(values):
         out[i] = "[" + ", ".join(map(str, v)) + "]" if isinstance(v, (list, tuple)) else v
     return out
+
+
+def to_csv_text(plan, cols: dict, ids, header: bool = True) -> str:
+    """The CSV text ``to_frame(plan, cols, ids).to_csv(index=False)`` gives, without pandas (the
+    command line's ``.csv`` path does not pay for importing it): floats as numpy prints them
+    (shortest round-trip repr), integers and booleans as Python prints them, missing values empty,
+    minimal quoting, ``\n`` line ends."""
+    import csv
+    import io
+    schema = column_schema(plan)
+    out = []
+    for name, kind in schema:
+        v = cols[name] if name != "point" else np.asarray(ids, dtype=np.int64)
+        if kind == "float":
+            f = np.asarray(v, dtype=np.float64)
+            text = f.astype(str).astype(object)
+            text[np.isnan(f)] = ""
+        elif kind in ("int", "bool"):
+            f = np.asarray(v, dtype=np.float64)
+            text = np.empty(len(f), dtype=object)
+            for i, x in enumerate(f.tolist()):
+                text[i] = "" if x != x else (str(int(x)) if kind == "int" else str(x != 0))
+        else:
+            text = np.array(["" if x is None else str(x) for x in v] + [None], dtype=object)[:-1]
+        out.append(text)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    if header:
+        w.writerow([n for n, _ in schema])
+    w.writerows(zip(*out))
+    return buf.getvalue()
 
 
 def to_frame(plan, cols: dict, ids=None):

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import SqsimError
 from ..paths import (_IN_PROGRESS, atomic_write_bytes, atomic_write_text, check_output_path,
                      remove_stale_temp_files, temp_path)
-from .evaluate import Evaluator, column_schema, to_frame
+from .evaluate import Evaluator, column_schema, to_csv_text, to_frame
 from .pareto import check_objectives, objectives as parse_objectives, pareto_mask, plot_fronts
 from .plan import SweepPlan
 
@@ -81,7 +81,11 @@ class _Parts:
         return {int(p.stem.split("-")[1]) for p in self.dir.glob(f"chunk-*.{self.fmt}")}
 
     def write(self, k: int, df) -> None:
-        if self.fmt == "csv":
+        """Write chunk ``k``: a DataFrame, or CSV text (:func:`~.evaluate.to_csv_text`, the same
+        bytes ``df.to_csv`` writes) for a ``.csv`` output."""
+        if isinstance(df, str):
+            atomic_write_bytes(self.path(k), df.encode())
+        elif self.fmt == "csv":
             atomic_write_bytes(self.path(k), df.to_csv(index=False).encode())
         else:
             import io
@@ -190,19 +194,23 @@ def run(spec, output=None, objectives=None, plot=None, resume: bool = False, das
     done_points = sum(len(plan.point_ids(k * size, (k + 1) * size)) for k in done)
     meter = _Meter(_progress(show, plan.n_points, done_points), done_points)
     try:
-        def finished(k, df):
+        def finished(k, df, n=None):
             if parts is not None:
                 parts.write(k, df)
             if parts is None:
                 frames[k] = df
-            meter.add(len(df))
+            meter.add(len(df) if n is None else n)
         if dask:
             _run_dask(plan, size, todo, dask, finished)
         else:
             ev = Evaluator(plan, cache=cache)
             for k in todo:
                 ids = plan.point_ids(k * size, (k + 1) * size)
-                finished(k, to_frame(plan, ev.evaluate(ids), ids))
+                cols = ev.evaluate(ids)
+                if parts is not None and parts.fmt == "csv":     # no pandas on the CLI's .csv path
+                    finished(k, to_csv_text(plan, cols, ids), len(ids))
+                else:
+                    finished(k, to_frame(plan, cols, ids))
     except KeyboardInterrupt:
         meter.close()
         kept = len(parts.done()) if parts is not None else 0
@@ -262,9 +270,12 @@ def _assemble(parts, n_chunks: int, mask) -> None:
         if parts.fmt == "csv":
             with open(tmp, "wb") as f:
                 for k in range(n_chunks):
+                    if mask is None:                         # the chunks' own bytes, one header
+                        data = parts.path(k).read_bytes()
+                        f.write(data if k == 0 else data[data.index(b"\n") + 1:])
+                        continue
                     df = parts.read(k)
-                    if mask is not None:
-                        df["pareto"] = mask[offset:offset + len(df)]
+                    df["pareto"] = mask[offset:offset + len(df)]
                     offset += len(df)
                     f.write(df.to_csv(index=False, header=(k == 0)).encode())
                 f.flush()
