@@ -32,7 +32,8 @@ def pytest_addoption(parser):
 def pytest_terminal_summary(terminalreporter, config):
     """The fuzz harness's figures (inputs, clean errors, tracebacks, hangs, peak memory), printed in every run
     that ran it, captured output or not (CI runs ``pytest -q``)."""
-    from tests.fuzz_runner import REPORT_KEY
-    report = config.stash.get(REPORT_KEY, None)
+    import sys
+    runner = sys.modules.get("tests.fuzz_runner")  # loaded only where the fuzz test was collected
+    report = runner and config.stash.get(runner.REPORT_KEY, None)
     if report:
         terminalreporter.write_line(report)
