@@ -151,23 +151,31 @@ class GpuBackend:
             xd = self._cuda.as_cuda_array(xd)
         self._launch(self.K.nchw_to_cnhw, out.size, xd, out)
 
-    def conv2d(self, layer, x, out, weights, relu: bool, scratch) -> None:
-        w2d = weights.dense if weights.sparse is None else self.decode(weights.sparse, scratch.decode)
-        bias, cols_buf = weights.bias, scratch.work
+    def conv_columns(self, layer, x, out_shape, cols_buf):
+        """The conv's input as GEMM columns ``(C*R*S, N*P*Q)``: ``x`` itself for a 1x1 stride-1 conv without
+        padding, else im2col into ``cols_buf``."""
         c, n, h, w = x.shape
-        k, _, p, q = out.shape
+        p, q = out_shape[2], out_shape[3]
         kh, kw = layer.kernel
         (sh, sw), (ph, pw) = layer.stride, layer.pad
         if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):
-            cols = x.reshape(c, n * h * w)
-        else:
-            cols = cols_buf[: c * kh * kw * n * p * q].reshape(c * kh * kw, n * p * q)
-            self._launch(self.K.im2col, cols.size, x, kh, kw, sh, sw, ph, pw, p, q, cols)
-        y = out.reshape(k, n * p * q)
-        g = layer.groups
-        kg, lg = k // g, (c // g) * kh * kw
-        for i in range(g):
+            return x.reshape(c, n * h * w)
+        cols = cols_buf[: c * kh * kw * n * p * q].reshape(c * kh * kw, n * p * q)
+        self._launch(self.K.im2col, cols.size, x, kh, kw, sh, sw, ph, pw, p, q, cols)
+        return cols
+
+    def grouped_matmul(self, w2d, cols, y, groups: int) -> None:
+        """``y = W @ cols`` one group at a time (group ``i``: rows ``i*K/g..``, column rows ``i*L/g..``)."""
+        kg, lg = y.shape[0] // groups, cols.shape[0] // groups
+        for i in range(groups):
             self.xp.matmul(w2d[i * kg:(i + 1) * kg], cols[i * lg:(i + 1) * lg], out=y[i * kg:(i + 1) * kg])
+
+    def conv2d(self, layer, x, out, weights, relu: bool, scratch) -> None:
+        w2d = weights.dense if weights.sparse is None else self.decode(weights.sparse, scratch.decode)
+        bias, k = weights.bias, out.shape[0]
+        cols = self.conv_columns(layer, x, out.shape, scratch.work)
+        y = out.reshape(k, cols.shape[1])
+        self.grouped_matmul(w2d, cols, y, layer.groups)
         if bias is not None or relu:
             self._launch(self.K.bias_act, y.size, y, self._bias(bias, k), relu)
 

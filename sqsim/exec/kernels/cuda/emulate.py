@@ -41,23 +41,10 @@ class GpuEmulation:
         out2d[...] = a.astype(xp.float32)
 
     def conv(self, layer, x, out, q, relu: bool, scratch) -> None:
-        xp, base = self.xp, self.base
-        c, n, h, w = x.shape
-        k, _, p, qq = out.shape
-        kh, kw = layer.kernel
-        (sh, sw), (ph, pw) = layer.stride, layer.pad
-        if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):
-            cols = x.reshape(c, n * h * w)
-        else:
-            cols = scratch.work[: c * kh * kw * n * p * qq].reshape(c * kh * kw, n * p * qq)
-            base._launch(base.K.im2col, cols.size, x, kh, kw, sh, sw, ph, pw, p, qq, cols)
-        cols = cols.astype(xp.float64)
-        g = layer.groups
-        kg, lg = k // g, (c // g) * kh * kw
-        w64 = q.device["w64"]
-        s = xp.empty((k, n * p * qq), xp.float64)
-        for i in range(g):
-            xp.matmul(w64[i * kg:(i + 1) * kg], cols[i * lg:(i + 1) * lg], out=s[i * kg:(i + 1) * kg])
+        cols = self.base.conv_columns(layer, x, out.shape, scratch.work).astype(self.xp.float64)
+        k = out.shape[0]
+        s = self.xp.empty((k, cols.shape[1]), self.xp.float64)
+        self.base.grouped_matmul(q.device["w64"], cols, s, layer.groups)
         self._write(s, q, relu, out.reshape(k, -1))
 
     def fc(self, x, out, q, relu: bool, scratch) -> None:
