@@ -103,14 +103,9 @@ def shift_fracs(fracs: tuple, at_widths: dict | None, widths: dict | None) -> tu
 def load_formats(path, widths: dict | None = None) -> tuple[tuple, str]:
     """Read a formats file: ``(((layer, LayerFracs), ...), path)``, shifted from the file's ``widths`` to
     ``widths`` (see the module docstring)."""
-    from ..yamltext import load_yaml
-    path = Path(path)
+    from ..yamltext import read_yaml
     src = str(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read formats file ({e.strerror})") from None
-    doc = load_yaml(text, src, "invalid YAML")
+    doc = read_yaml(path, "formats file", "invalid YAML")  # size-checked, UTF-8 (as every YAML input)
     if not isinstance(doc, dict) or "frac_bits" not in doc:
         raise SpecError(f"{src}: not a formats file (expected a mapping with 'frac_bits', as sqsim calibrate "
                         f"writes)")
