@@ -330,9 +330,10 @@ def test_resume_refuses_chunks_of_another_sweep(tmp_path):
     out = tmp_path / "o.csv"
     parts = tmp_path / "o.csv.parts"
     parts.mkdir()
-    (parts / "manifest.json").write_text(json.dumps({"token": "other", "format": "csv"}))
-    with pytest.raises(SqsimError, match="chunks of another sweep"):
-        run(spec, output=out, resume=True)
+    for manifest in ({"token": "other", "format": "csv"}, ["not", "a", "mapping"]):
+        (parts / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(SqsimError, match="chunks of another sweep"):
+            run(spec, output=out, resume=True)
 
 
 def test_dask_local_cluster_gives_the_local_table(tmp_path):

@@ -66,7 +66,7 @@ class _Parts:
                 old = json.loads(manifest.read_text())
             except (OSError, ValueError):
                 old = {}
-            if old.get("token") != token or old.get("format") != self.fmt:
+            if not isinstance(old, dict) or old.get("token") != token or old.get("format") != self.fmt:
                 raise SqsimError(f"--resume: {self.dir} holds chunks of another sweep (its spec, files or chunk "
                                  f"size differ); remove it or run without --resume")
         elif self.dir.exists():
