@@ -166,6 +166,37 @@ def test_conv_equals_the_integer_reference(seed):
     np.testing.assert_array_equal(got, ref)
 
 
+@pytest.mark.parametrize("relu", [False, True])
+def test_narrow_conv_with_wide_codes_takes_the_im2col_float64_path(monkeypatch, relu):
+    """A conv narrower than a vector of the float64 direct kernels, with sums beyond float32's exact range:
+    im2col + float64 GEMM (``CpuEmulation._conv_f64``), bit-exact too."""
+    from sqsim.exec.kernels.cpu.emulate import CpuEmulation
+    calls = []
+    f64 = CpuEmulation._conv_f64
+    monkeypatch.setattr(CpuEmulation, "_conv_f64", lambda self, *a: calls.append(1) or f64(self, *a))
+    c, k, h, w, kern, stride, pad, groups = 5, 4, 6, 1, (3, 1), (1, 1), (1, 0), 1
+    bits = {"weights": 16, "activations": 16, "psums": 32}
+    modes = {op: ("nearest_even", "saturate") for op in bits}
+    fw, fa, fb, fp, fo = 12, 10, 12, 16, 6
+    nrng = np.random.default_rng(7)
+    layers = [Layer("data", "input", shape=(c, h, w)),
+              Layer("conv", "conv2d", ("data",), out_channels=k, kernel=kern, stride=stride, pad=pad, groups=groups)]
+    layers += [Layer("relu", "relu", ("conv",))] if relu else []
+    g = Graph(layers)
+    wc, bc = codes(nrng, (k, c) + kern, 16), codes(nrng, (k,), 16)
+    xc = codes(nrng, (2, c, h, w), 16)
+    weights = {"conv": LayerWeights((wc * 2.0 ** -fw).astype(np.float32), (bc * 2.0 ** -fb).astype(np.float32))}
+    dp = datapath(bits, modes, {"data": {"activations": fa},
+                                "conv": {"weights": fw, "biases": fb, "psums": fp, "activations": fo}})
+    out = g.outputs()[0]
+    y = Executor(g, weights, datapath=dp).run((xc * 2.0 ** -fa).astype(np.float32), outputs=[out])[out]
+    assert calls, "the im2col float64 path did not run"
+    fr = {"weights": fw, "inputs": fa, "biases": fb, "psums": fp, "activations": fo,
+          "bias_codes": bc[None, :, None, None]}
+    ref = write_out(conv_int(xc, wc, stride, pad, groups), fr, bits, modes, relu)
+    np.testing.assert_array_equal((y.astype(np.float64) * 2.0 ** fo).astype(np.int64), ref)
+
+
 def test_the_cases_cover_every_path_and_saturation():
     """The random cases above hit saturation and wrapping, and both float paths (float32 and float64 sums)."""
     hit = {"saturate": 0, "wrap": 0}
