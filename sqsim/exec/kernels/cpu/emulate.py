@@ -77,10 +77,11 @@ class CpuEmulation:
             from .exact_conv import ExactConv
             self._exact = ExactConv(self.base)
         ex = self._exact
-        if not ex.takes(layer, x.shape):
-            return self._conv_f64(layer, x, y_out, q, relu, pp, ap, prod)
+        geometry = self.base._geometry(layer, x, out)
+        if not ex.takes(geometry):
+            return self._conv_f64(layer, x, y_out, out.shape[2:], q, relu, pp, ap, prod)
         rows = k if ex.sparse(q) else ex.rows_padded(layer, k)
-        ex.run(layer, x, self._psum_view(layer, (rows, y_out.shape[1]), np.float64), q, y_out, relu)
+        ex.run(layer, x, geometry, self._psum_view(layer, (rows, y_out.shape[1]), np.float64), q, y_out, relu)
 
     def _psum_view(self, layer, shape, dtype) -> np.ndarray:
         """A buffer of ``shape`` for a layer's sums (the same view object every run, so the direct kernels keep
@@ -98,12 +99,12 @@ class CpuEmulation:
             v = self._views[key] = buf[:n].reshape(shape)
         return v
 
-    def _conv_f64(self, layer, x, y_out, q, relu, pp, ap, prod) -> None:
+    def _conv_f64(self, layer, x, y_out, out_hw, q, relu, pp, ap, prod) -> None:
         """im2col + float64 GEMM in bands of output rows on the task threads, each band rounded while in cache."""
         base = self.base
         c, n, h, w = x.shape
         k = y_out.shape[0]
-        p, qq = layer_out_hw(layer, h, w)
+        p, qq = out_hw
         kh, kw = layer.kernel
         (sh, sw), (ph, pw) = layer.stride, layer.pad
         g = layer.groups
@@ -172,8 +173,3 @@ class CpuEmulation:
         np.multiply(x, np.float32(math.ldexp(1.0, -fin.frac)), out=vals)
         self.base.softmax(vals, out)
 
-
-def layer_out_hw(layer, h: int, w: int) -> tuple[int, int]:
-    """Output height and width of a conv on ``h x w`` (floor mode, as the IR)."""
-    (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.stride, layer.pad
-    return (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1

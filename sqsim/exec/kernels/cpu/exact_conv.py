@@ -64,10 +64,10 @@ class ExactConv:
         self._launches: dict = {}
         self._zero = np.zeros(1)
 
-    def takes(self, layer, x_shape) -> bool:
-        """Whether the kernels can run this conv (a vector meets at most NSEG output rows)."""
-        _, _, wq = self._phases(layer, x_shape)[:3]
-        return 2 * wq >= self.kern.vl - 1
+    def takes(self, geometry) -> bool:
+        """Whether the kernels can run a conv of this :class:`~.conv.Geometry` (the backend's
+        ``_geometry``): a vector meets at most NSEG output rows."""
+        return 2 * geometry.wq >= self.kern.vl - 1
 
     def rows_padded(self, layer, k: int) -> int:
         """Rows of ``y`` the dense kernel writes: every group's rows rounded up to its register block."""
@@ -75,18 +75,7 @@ class ExactConv:
         kr = self.kern.kr
         return g * (-(-(k // g) // kr) * kr)
 
-    @staticmethod
-    def _phases(layer, x_shape):
-        """``(n, hq, wq, p, q, phases)`` of the kernel's input: a 1x1 stride-1 unpadded conv reads one plane
-        of ``n*h*w`` positions; the others the stride phases of the padded input."""
-        c, n, h, w = x_shape
-        (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.stride, layer.pad
-        p, q = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-        if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):
-            return 1, 1, n * h * w, 1, n * h * w, 1
-        return n, -(-(h + 2 * ph) // sh), -(-(w + 2 * pw) // sw), p, q, sh * sw
-
-    def run(self, layer, x, y, q, out, relu: bool) -> None:
+    def run(self, layer, x, geometry, y, q, out, relu: bool) -> None:
         """``out (K, N*P*Q)`` = the layer's outputs in its formats (:func:`.requant.requant_rows`), from the
         exact sums of products in ``y``, a float64 buffer of :meth:`rows_padded` rows on the dense kernel
         (extra rows: not rounded), ``K`` on the sparse one."""
@@ -95,7 +84,7 @@ class ExactConv:
         arrays = tuple((a.ctypes.data, a.shape) for a in (x, y, out))
         hit = self._launches.get(layer.name)
         if hit is None or hit.arrays != arrays:
-            hit = self._launches[layer.name] = self._launch(layer, x, y, q, out)
+            hit = self._launches[layer.name] = self._launch(layer, x, geometry, y, q, out)
         f = q.fmt
         hit((y, q.bias, f.product_frac, f.psums.params(), f.output.params(), bool(relu), out))
 
@@ -106,16 +95,16 @@ class ExactConv:
             nz = q.device["nonzero"] = int(np.count_nonzero(q.codes))
         return nz <= SPARSE_DENSITY * q.codes.size
 
-    def _launch(self, layer, x, y, q, out) -> ExactLaunch:
+    def _launch(self, layer, x, geometry, y, q, out) -> ExactLaunch:
         kern = self.kern
-        c, n, h, w = x.shape
-        gn, hq, wq, p, qq, phases = self._phases(layer, x.shape)
+        c = x.shape[0]
         g = layer.groups
         cg = c // g
         (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.stride, layer.pad
-        plane = gn * hq * wq
+        hq, wq = geometry.hq, geometry.wq
+        phases = sh * sw  # the stride phases of the padded input (one plane for a 1x1 stride-1 conv)
+        plane = geometry.n * hq * wq
         ntiles = -(-plane // kern.tile)
-        geometry = (gn, hq, wq, p, qq)
         vdst, vmask = store_map(*geometry, ntiles * kern.nv, kern.vl)
         cc, rr, ss = np.meshgrid(np.arange(cg), np.arange(kh), np.arange(kw), indexing="ij")
         xoff = np.ascontiguousarray(((((cc * sh + rr % sh) * sw + ss % sw) * plane + (rr // sh) * wq + ss // sw)
