@@ -192,6 +192,13 @@ def read_yaml(path, what: str = "YAML file", problem: str = "malformed YAML"):
     return load_yaml(read_text(path, what), str(path), problem)
 
 
+def located(source: str, obj) -> str:
+    """``source:line`` for a value read by :func:`load_yaml` that knows its line (a :class:`LineMap`),
+    else ``source``: the place an error message names."""
+    line = getattr(obj, "line", None)
+    return f"{source}:{line}" if line else source
+
+
 def _line(e) -> str:
     mark = getattr(e, "problem_mark", None)
     return f":{mark.line + 1}" if mark is not None else ""

@@ -30,15 +30,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import SpecError
+from ..yamltext import located
 from .spec import FRAC_OPERANDS, LayerFracs
 
 FORMATS_VERSION = 1
 FORMATS_FIELDS = ("sqsim_formats", "widths", "frac_bits", "ranges", "calibrated")
-
-
-def _where(obj, source: str) -> str:
-    line = getattr(obj, "line", None)
-    return f"{source}:{line}" if line else source
 
 
 def parse_frac_bits(value, source: str, base_dir=None, at_widths: dict | None = None,
@@ -59,7 +55,7 @@ def parse_frac_bits(value, source: str, base_dir=None, at_widths: dict | None = 
             path = Path(base_dir) / path
         return load_formats(path, widths)
     if not isinstance(value, dict):
-        raise SpecError(f"{_where(value, source)}: precision.frac_bits must be a mapping (layer -> "
+        raise SpecError(f"{located(source, value)}: precision.frac_bits must be a mapping (layer -> "
                         f"{{operand: fraction bits}}) or the path of a formats file, got {value!r}")
     fracs = _entries(value, source, "precision.frac_bits")
     return shift_fracs(fracs, at_widths, widths), source
@@ -68,7 +64,7 @@ def parse_frac_bits(value, source: str, base_dir=None, at_widths: dict | None = 
 def _entries(mapping: dict, source: str, what: str) -> tuple:
     out = []
     for layer, entry in mapping.items():
-        where = _where(entry if isinstance(entry, dict) else mapping, source)
+        where = located(source, entry if isinstance(entry, dict) else mapping)
         if not isinstance(entry, dict):
             raise SpecError(f"{where}: {what}.{layer}: expected a mapping {{operand: fraction bits}} "
                             f"(operands: {', '.join(FRAC_OPERANDS)}), got {entry!r}")
@@ -111,18 +107,18 @@ def load_formats(path, widths: dict | None = None) -> tuple[tuple, str]:
                         f"writes)")
     unknown = sorted(set(doc) - set(FORMATS_FIELDS))
     if unknown:
-        raise SpecError(f"{_where(doc, src)}: unknown field(s) {', '.join(map(repr, unknown))} "
+        raise SpecError(f"{located(src, doc)}: unknown field(s) {', '.join(map(repr, unknown))} "
                         f"(expected: {', '.join(FORMATS_FIELDS)})")
     version = doc.get("sqsim_formats", FORMATS_VERSION)
     if version != FORMATS_VERSION:
-        raise SpecError(f"{_where(doc, src)}: sqsim_formats {version!r} is not supported (expected {FORMATS_VERSION})")
+        raise SpecError(f"{located(src, doc)}: sqsim_formats {version!r} is not supported (expected {FORMATS_VERSION})")
     if not isinstance(doc["frac_bits"], dict):
-        raise SpecError(f"{_where(doc, src)}: frac_bits must be a mapping (layer -> {{operand: bits}})")
+        raise SpecError(f"{located(src, doc)}: frac_bits must be a mapping (layer -> {{operand: bits}})")
     at = doc.get("widths")
     if at is not None:
         if not isinstance(at, dict) or any(k not in ("weights", "psums", "activations") for k in at) \
                 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in at.values()):
-            raise SpecError(f"{_where(at if isinstance(at, dict) else doc, src)}: widths must map weights, psums, "
+            raise SpecError(f"{located(src, at if isinstance(at, dict) else doc)}: widths must map weights, psums, "
                             f"activations to positive bit counts, got {at!r}")
     fracs = _entries(doc["frac_bits"], src, "frac_bits")
     return shift_fracs(fracs, at, widths), src

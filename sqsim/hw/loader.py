@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..errors import SpecError, short
 from ..units import check_range, parse_quantity
-from ..yamltext import YamlSyntaxError, load_yaml, read_yaml
+from ..yamltext import YamlSyntaxError, load_yaml, located, read_yaml
 from .energy import load_energy_table, resolve_energy
 from .formats import parse_frac_bits
 from .spec import (OVERFLOW_MODES, PRECISION_NAMES, ROUNDING_MODES, ArraySpec, DramCompression, EnergyTable,
@@ -183,8 +183,7 @@ def spec_from_dict(doc: dict, source: str | None = None, base_dir=None,
     src = source or "<hardware>"
 
     def at(obj) -> str:
-        line = getattr(obj, "line", None)
-        return f"{src}:{line}" if line else src
+        return located(src, obj)
 
     def fail(obj, msg):
         raise SpecError(f"{at(obj)}: {msg}")

@@ -28,7 +28,7 @@ import yaml
 
 from ..errors import GraphError, SpecError, short
 from ..limits import check
-from ..yamltext import load_yaml
+from ..yamltext import load_yaml, located
 from .graph import Graph
 from .layer import WEIGHTED_OPS, Compression, Layer, op_attributes
 
@@ -198,10 +198,10 @@ def loads(text: str, source: str = "<string>") -> Graph:
     check("layers", len(doc["layers"]), f"{source}: layers")
     name = doc.get("name", Path(source).stem)
     if isinstance(name, bool) or not isinstance(name, (str, int)) or not str(name):
-        raise SpecError(f"{_at(source, doc)}: the network name must be a string, got {short(name)}")
+        raise SpecError(f"{located(source, doc)}: the network name must be a string, got {short(name)}")
     for key in ("description", "source"):
         if key in doc and not isinstance(doc[key], str):
-            raise SpecError(f"{_at(source, doc)}: {key} must be a string, got {short(doc[key])}")
+            raise SpecError(f"{located(source, doc)}: {key} must be a string, got {short(doc[key])}")
     defaults = doc.get("compression") or {}
     if not isinstance(defaults, dict) or set(defaults) - set(_PROFILE_KEYS):
         raise SpecError(f"{source}: top-level compression must be a mapping of {', '.join(_PROFILE_KEYS)}")
@@ -222,11 +222,6 @@ def loads(text: str, source: str = "<string>") -> Graph:
             lines[l.name] = line
         layers.extend(new)
     return Graph(layers, name=str(name), source=source, lines=lines)
-
-
-def _at(source: str, obj) -> str:
-    line = getattr(obj, "line", None)
-    return f"{source}:{line}" if line else source
 
 
 def _listed(names) -> str:
