@@ -205,8 +205,9 @@ def load_density_file(path) -> DensityFile:
     values = {}
     line = getattr(doc, "line", None)
     lines = {str(k): line for k in doc} if line else {}
+    from ..yamltext import located
+    where = located(str(p), doc)
     for k, v in doc.items():
-        where = f"{p}:{line}" if line else str(p)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0.0 <= v <= 1.0:
             raise SpecError(f"{where}: layer {short(k)}: density must be a number in [0, 1], got {short(v)}")
         values[str(k)] = float(v)
