@@ -169,11 +169,14 @@ def test_conv_equals_the_integer_reference(seed):
 @pytest.mark.parametrize("relu", [False, True])
 def test_narrow_conv_with_wide_codes_takes_the_im2col_float64_path(monkeypatch, relu):
     """A conv narrower than a vector of the float64 direct kernels, with sums beyond float32's exact range:
-    im2col + float64 GEMM (``CpuEmulation._conv_f64``), bit-exact too."""
+    im2col + float64 GEMM (``CpuEmulation._conv_f64``), bit-exact too.  Which convs the direct kernels
+    take depends on the CPU's vector width, so the test sends this one to the im2col path on any CPU."""
     from sqsim.exec.kernels.cpu.emulate import CpuEmulation
+    from sqsim.exec.kernels.cpu.exact_conv import ExactConv
     calls = []
     f64 = CpuEmulation._conv_f64
     monkeypatch.setattr(CpuEmulation, "_conv_f64", lambda self, *a: calls.append(1) or f64(self, *a))
+    monkeypatch.setattr(ExactConv, "takes", lambda self, geometry: False)
     c, k, h, w, kern, stride, pad, groups = 5, 4, 6, 1, (3, 1), (1, 1), (1, 0), 1
     bits = {"weights": 16, "activations": 16, "psums": 32}
     modes = {op: ("nearest_even", "saturate") for op in bits}
